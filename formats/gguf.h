@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "formats/dtype.h"
@@ -106,6 +107,10 @@ class Reader {
   uint64_t data_offset_ = 0;
   std::vector<KeyValue> kvs_;
   std::vector<TensorInfo> tensors_;
+  // Name -> index. The views point into the mapping (or the caller's buffer), which lives
+  // as long as the Reader, so the index needs no copies of the names.
+  std::unordered_map<std::string_view, size_t> kv_index_;
+  std::unordered_map<std::string_view, size_t> tensor_index_;
 };
 
 // Builds a GGUF v3 file. Metadata keys keep insertion order; setting a key twice
