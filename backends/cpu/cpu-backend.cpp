@@ -1,0 +1,87 @@
+#include "backends/cpu/cpu-backend.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "backends/cpu/ops.h"
+#include "formats/error.h"
+
+#ifdef XENT_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+namespace xent::cpu {
+namespace {
+
+struct HostBuffer final : Buffer {
+  ~HostBuffer() override { std::free(host); }
+};
+
+void omp_barrier() {
+#ifdef XENT_HAVE_OPENMP
+#pragma omp barrier
+#endif
+}
+
+}  // namespace
+
+CpuBackend::CpuBackend(int n_threads, bool use_reference)
+    : n_threads_(std::max(1, n_threads)), use_reference_(use_reference) {}
+
+std::string CpuBackend::device_description() const {
+  return std::string("CPU (") + simd_level() + ", " + std::to_string(n_threads_) + " threads)";
+}
+
+bool CpuBackend::supports(const Tensor& node) const { return cpu_supports(node); }
+
+std::unique_ptr<Buffer> CpuBackend::alloc_buffer(size_t bytes) {
+  auto b = std::make_unique<HostBuffer>();
+  const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+  b->host = std::aligned_alloc(64, rounded);
+  if (!b->host) throw Error("cpu: out of memory allocating " + std::to_string(bytes) + " bytes");
+  b->backend = this;
+  b->size = bytes;
+  return b;
+}
+
+void CpuBackend::upload(Buffer& dst, size_t offset, const void* src, size_t n) {
+  std::memcpy(static_cast<uint8_t*>(dst.host) + offset, src, n);
+}
+
+void CpuBackend::download(const Buffer& src, size_t offset, void* dst, size_t n) {
+  std::memcpy(dst, static_cast<const uint8_t*>(src.host) + offset, n);
+}
+
+void CpuBackend::set_n_threads(int n) { n_threads_ = std::max(1, n); }
+
+void CpuBackend::compute(const std::vector<Tensor*>& nodes) {
+  size_t need = 0;
+  for (const Tensor* t : nodes) need = std::max(need, work_bytes(*t, n_threads_));
+  if (work_.size() < need) work_.resize(need);
+
+  auto run = [&](int ith, int nth) {
+    OpContext ctx;
+    ctx.ith = ith;
+    ctx.nth = nth;
+    ctx.work = work_.data();
+    ctx.barrier = omp_barrier;
+    ctx.kernels = use_reference_ ? kernels_ref : kernels_best;
+    for (const Tensor* t : nodes) {
+      if (t->op == Op::View) continue;
+      compute_node(*t, ctx);
+      ctx.barrier();
+    }
+  };
+#ifdef XENT_HAVE_OPENMP
+  if (n_threads_ > 1) {
+#pragma omp parallel num_threads(n_threads_)
+    run(omp_get_thread_num(), omp_get_num_threads());
+    return;
+  }
+#endif
+  run(0, 1);
+}
+
+}  // namespace xent::cpu

@@ -1,0 +1,32 @@
+// The CPU backend: host memory, the op kernels of ops.h, and a thread team per
+// backend instance (OpenMP when built with it, else one thread).
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "backends/backend.h"
+
+namespace xent::cpu {
+
+class CpuBackend final : public Backend {
+ public:
+  // use_reference: run the scalar reference dot products instead of SIMD (tests).
+  explicit CpuBackend(int n_threads, bool use_reference = false);
+  std::string name() const override { return "cpu"; }
+  std::string device_description() const override;
+  bool is_host() const override { return true; }
+  bool supports(const Tensor& node) const override;
+  std::unique_ptr<Buffer> alloc_buffer(size_t bytes) override;
+  void upload(Buffer& dst, size_t offset, const void* src, size_t n) override;
+  void download(const Buffer& src, size_t offset, void* dst, size_t n) override;
+  void compute(const std::vector<Tensor*>& nodes) override;
+  void set_n_threads(int n) override;
+  int n_threads() const { return n_threads_; }
+
+ private:
+  int n_threads_;
+  bool use_reference_;
+  std::vector<uint8_t> work_;
+};
+
+}  // namespace xent::cpu

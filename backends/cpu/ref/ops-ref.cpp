@@ -1,0 +1,329 @@
+// Reference CPU kernels: plain loops with f32 accumulation (f64 for norms), written to
+// be obviously right. They are the oracle that the Vulkan and CUDA kernels are tested
+// against; speed comes from the quantized dot products they call.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/ops.h"
+#include "formats/error.h"
+#include "formats/quants.h"
+
+namespace xent::cpu {
+namespace {
+
+// Rows [first, last) of `n` given to thread ith of nth.
+struct Range {
+  int64_t first, last;
+};
+Range split(int64_t n, int ith, int nth) {
+  const int64_t per = (n + nth - 1) / nth;
+  const int64_t first = std::min<int64_t>(n, per * ith);
+  return {first, std::min<int64_t>(n, first + per)};
+}
+
+inline float* row_f32(const Tensor& t, int64_t i1, int64_t i2 = 0, int64_t i3 = 0) {
+  return reinterpret_cast<float*>(static_cast<uint8_t*>(t.data) + i1 * t.nb[1] + i2 * t.nb[2] +
+                                  i3 * t.nb[3]);
+}
+inline const uint8_t* row_bytes(const Tensor& t, int64_t i1, int64_t i2 = 0, int64_t i3 = 0) {
+  return static_cast<const uint8_t*>(t.data) + i1 * t.nb[1] + i2 * t.nb[2] + i3 * t.nb[3];
+}
+
+// Calls fn(i1, i2, i3) for this thread's share of the rows of t.
+template <typename Fn>
+void for_rows(const Tensor& t, const OpContext& ctx, Fn fn) {
+  const int64_t n = t.n_rows();
+  const Range r = split(n, ctx.ith, ctx.nth);
+  for (int64_t ir = r.first; ir < r.last; ++ir) {
+    const int64_t i3 = ir / (t.ne[1] * t.ne[2]);
+    const int64_t i2 = (ir / t.ne[1]) % t.ne[2];
+    const int64_t i1 = ir % t.ne[1];
+    fn(i1, i2, i3);
+  }
+}
+
+void get_rows(const Tensor& dst, const OpContext& ctx) {
+  const Tensor& table = *dst.src[0];
+  const Tensor& ids = *dst.src[1];
+  const int32_t* id = static_cast<const int32_t*>(ids.data);
+  for_rows(dst, ctx, [&](int64_t i1, int64_t, int64_t) {
+    const int32_t r = id[i1];
+    if (r < 0 || r >= table.ne[1]) {
+      // Out-of-range ids are rejected before evaluation; this keeps a bug from reading wild memory.
+      std::memset(row_f32(dst, i1), 0, dst.ne[0] * sizeof(float));
+      return;
+    }
+    dequantize_row(table.type, row_bytes(table, r), row_f32(dst, i1), table.ne[0]);
+  });
+}
+
+void mul_mat(const Tensor& dst, OpContext& ctx) {
+  const Tensor& w = *dst.src[0];
+  const Tensor& x = *dst.src[1];
+  const QuantKernels* k = ctx.kernels(w.type);
+  const int64_t n_in = w.ne[0], n_out = w.ne[1], n_tok = x.ne[1];
+
+  // Phase 1: activations into the weight type's activation format, once per matmul.
+  const size_t act_row = k->act_row_bytes(n_in);
+  const bool direct = k->act_type == DType::F32;
+  if (!direct) {
+    const Range r = split(n_tok, ctx.ith, ctx.nth);
+    for (int64_t j = r.first; j < r.last; ++j)
+      k->quantize_act(row_f32(x, j), ctx.work + j * act_row, n_in);
+    ctx.barrier();
+  }
+  auto act = [&](int64_t j) -> const void* {
+    return direct ? static_cast<const void*>(row_f32(x, j)) : ctx.work + j * act_row;
+  };
+
+  // Phase 2: each thread owns a slice of weight rows; a block of rows is reused
+  // across all tokens while it is in cache.
+  constexpr int64_t kRowBlock = 16;
+  const Range r = split(n_out, ctx.ith, ctx.nth);
+  for (int64_t i0 = r.first; i0 < r.last; i0 += kRowBlock) {
+    const int64_t i1 = std::min(r.last, i0 + kRowBlock);
+    for (int64_t j = 0; j < n_tok; ++j) {
+      float* out = row_f32(dst, j);
+      const void* a = act(j);
+      for (int64_t i = i0; i < i1; ++i) k->vec_dot(n_in, &out[i], row_bytes(w, i), a);
+    }
+  }
+}
+
+template <typename Fn>
+void binary(const Tensor& dst, const OpContext& ctx, Fn fn) {
+  const Tensor& a = *dst.src[0];
+  const Tensor& b = *dst.src[1];
+  for_rows(dst, ctx, [&](int64_t i1, int64_t i2, int64_t i3) {
+    const float* pa = row_f32(a, i1, i2, i3);
+    const float* pb = row_f32(b, i1 % b.ne[1], i2 % b.ne[2], i3 % b.ne[3]);
+    float* pd = row_f32(dst, i1, i2, i3);
+    for (int64_t i = 0; i < dst.ne[0]; ++i) pd[i] = fn(pa[i], pb[i]);
+  });
+}
+
+template <typename Fn>
+void unary(const Tensor& dst, const OpContext& ctx, Fn fn) {
+  const Tensor& a = *dst.src[0];
+  for_rows(dst, ctx, [&](int64_t i1, int64_t i2, int64_t i3) {
+    const float* pa = row_f32(a, i1, i2, i3);
+    float* pd = row_f32(dst, i1, i2, i3);
+    for (int64_t i = 0; i < dst.ne[0]; ++i) pd[i] = fn(pa[i]);
+  });
+}
+
+void rms_norm(const Tensor& dst, const OpContext& ctx) {
+  const Tensor& x = *dst.src[0];
+  const Tensor* w = dst.src[1];
+  const float eps = dst.f_params[0];
+  const int64_t n = dst.ne[0];
+  for_rows(dst, ctx, [&](int64_t i1, int64_t i2, int64_t i3) {
+    const float* px = row_f32(x, i1, i2, i3);
+    float* pd = row_f32(dst, i1, i2, i3);
+    double sum_sq = 0;
+    for (int64_t i = 0; i < n; ++i) sum_sq += static_cast<double>(px[i]) * px[i];
+    const float scale = 1.0f / std::sqrt(static_cast<float>(sum_sq / n) + eps);
+    const float* pw = w ? static_cast<const float*>(w->data) : nullptr;
+    for (int64_t i = 0; i < n; ++i) pd[i] = px[i] * scale * (pw ? pw[i] : 1.0f);
+  });
+}
+
+void layer_norm(const Tensor& dst, const OpContext& ctx) {
+  const Tensor& x = *dst.src[0];
+  const float* pw = dst.src[1] ? static_cast<const float*>(dst.src[1]->data) : nullptr;
+  const float* pb = dst.src[2] ? static_cast<const float*>(dst.src[2]->data) : nullptr;
+  const float eps = dst.f_params[0];
+  const int64_t n = dst.ne[0];
+  for_rows(dst, ctx, [&](int64_t i1, int64_t i2, int64_t i3) {
+    const float* px = row_f32(x, i1, i2, i3);
+    float* pd = row_f32(dst, i1, i2, i3);
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += px[i];
+    const float mean = static_cast<float>(sum / n);
+    double sum_sq = 0;
+    for (int64_t i = 0; i < n; ++i) sum_sq += static_cast<double>(px[i] - mean) * (px[i] - mean);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(sum_sq / n) + eps);
+    for (int64_t i = 0; i < n; ++i)
+      pd[i] = (px[i] - mean) * scale * (pw ? pw[i] : 1.0f) + (pb ? pb[i] : 0.0f);
+  });
+}
+
+void rope(const Tensor& dst, const OpContext& ctx) {
+  const Tensor& x = *dst.src[0];
+  const int32_t* pos = static_cast<const int32_t*>(dst.src[1]->data);
+  const int32_t n_dims = dst.i_params[kRopeNDims];
+  const bool neox = dst.i_params[kRopeMode] == kRopeModeNeox;
+  const float base = dst.f_params[0], freq_scale = dst.f_params[1];
+  const int64_t hd = dst.ne[0];
+  for_rows(dst, ctx, [&](int64_t i1, int64_t i2, int64_t i3) {
+    const float* px = row_f32(x, i1, i2, i3);
+    float* pd = row_f32(dst, i1, i2, i3);
+    const float p = static_cast<float>(pos[i2]) * freq_scale;
+    const int32_t half = n_dims / 2;
+    for (int32_t i = 0; i < half; ++i) {
+      const float theta = p * std::pow(base, -2.0f * static_cast<float>(i) / n_dims);
+      const float c = std::cos(theta), s = std::sin(theta);
+      const int64_t a = neox ? i : 2 * i;
+      const int64_t b = neox ? i + half : 2 * i + 1;
+      const float x0 = px[a], x1 = px[b];
+      pd[a] = x0 * c - x1 * s;
+      pd[b] = x0 * s + x1 * c;
+    }
+    for (int64_t i = n_dims; i < hd; ++i) pd[i] = px[i];
+  });
+}
+
+void attention(const Tensor& dst, OpContext& ctx) {
+  const Tensor& q = *dst.src[0];
+  const Tensor& k = *dst.src[1];
+  const Tensor& v = *dst.src[2];
+  const Tensor& kc = *dst.src[3];
+  const Tensor& vc = *dst.extra_src;
+  const int64_t hd = q.ne[0], n_head = q.ne[1], n_tok = q.ne[2], n_kv_head = k.ne[1];
+  const int32_t n_past = dst.i_params[kAttnNPast];
+  const float scale = dst.f_params[0];
+
+  // Phase 1: store the new keys and values (f16) at their positions.
+  {
+    const Range r = split(n_tok * n_kv_head, ctx.ith, ctx.nth);
+    for (int64_t ir = r.first; ir < r.last; ++ir) {
+      const int64_t t = ir / n_kv_head, h = ir % n_kv_head;
+      const float* pk = row_f32(k, h, t);
+      const float* pv = row_f32(v, h, t);
+      auto* ck = reinterpret_cast<uint16_t*>(static_cast<uint8_t*>(kc.data) + h * kc.nb[1] +
+                                             (n_past + t) * kc.nb[2]);
+      auto* cv = reinterpret_cast<uint16_t*>(static_cast<uint8_t*>(vc.data) + h * vc.nb[1] +
+                                             (n_past + t) * vc.nb[2]);
+      for (int64_t i = 0; i < hd; ++i) {
+        ck[i] = f32_to_fp16(pk[i]);
+        cv[i] = f32_to_fp16(pv[i]);
+      }
+    }
+  }
+  ctx.barrier();
+
+  // Phase 2: one (token, head) pair at a time; scores live in this thread's scratch.
+  const int64_t n_ctx = kc.ne[2];
+  float* scores = reinterpret_cast<float*>(ctx.work) + ctx.ith * (n_ctx + hd);
+  float* acc = scores + n_ctx;
+  const int64_t group = n_head / n_kv_head;
+  const Range r = split(n_tok * n_head, ctx.ith, ctx.nth);
+  for (int64_t ir = r.first; ir < r.last; ++ir) {
+    const int64_t t = ir / n_head, h = ir % n_head, kvh = h / group;
+    const float* pq = row_f32(q, h, t);
+    const int64_t n_keys = n_past + t + 1;
+    float max_score = -INFINITY;
+    for (int64_t j = 0; j < n_keys; ++j) {
+      const auto* ck = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(kc.data) +
+                                                         kvh * kc.nb[1] + j * kc.nb[2]);
+      float s = 0;
+      for (int64_t i = 0; i < hd; ++i) s += pq[i] * fp16_to_f32(ck[i]);
+      scores[j] = s * scale;
+      max_score = std::max(max_score, scores[j]);
+    }
+    double sum = 0;
+    for (int64_t j = 0; j < n_keys; ++j) {
+      scores[j] = std::exp(scores[j] - max_score);
+      sum += scores[j];
+    }
+    const float inv = static_cast<float>(1.0 / sum);
+    std::fill(acc, acc + hd, 0.0f);
+    for (int64_t j = 0; j < n_keys; ++j) {
+      const auto* cv = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(vc.data) +
+                                                         kvh * vc.nb[1] + j * vc.nb[2]);
+      const float p = scores[j] * inv;
+      for (int64_t i = 0; i < hd; ++i) acc[i] += p * fp16_to_f32(cv[i]);
+    }
+    float* out = row_f32(dst, t) + h * hd;
+    std::copy(acc, acc + hd, out);
+  }
+}
+
+float gelu_tanh(float x) {
+  constexpr float kSqrt2OverPi = 0.79788456080286535588f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + 0.044715f * x * x)));
+}
+float silu_f(float x) { return x / (1.0f + std::exp(-x)); }
+
+bool is_f32(const Tensor* t) { return t == nullptr || t->type == DType::F32; }
+bool rows_contiguous(const Tensor* t) {
+  return t == nullptr || t->nb[0] == dtype_block_bytes(t->type);
+}
+
+}  // namespace
+
+bool cpu_supports(const Tensor& node) {
+  for (const Tensor* s : node.src)
+    if (!rows_contiguous(s)) return false;
+  switch (node.op) {
+    case Op::View:
+      return true;
+    case Op::GetRows:
+      return dtype_can_dequantize(node.src[0]->type) && node.src[1]->type == DType::I32;
+    case Op::MulMat:
+      return kernels_ref(node.src[0]->type) != nullptr && is_f32(node.src[1]) &&
+             node.src[1]->ne[2] == 1 && node.src[1]->ne[3] == 1 &&
+             node.src[0]->nb[1] == node.src[0]->row_bytes();
+    case Op::Add:
+    case Op::Mul:
+      return is_f32(node.src[0]) && is_f32(node.src[1]);
+    case Op::Scale:
+    case Op::Silu:
+    case Op::Gelu:
+    case Op::SwiGlu:
+    case Op::Rope:
+      return is_f32(node.src[0]);
+    case Op::RmsNorm:
+    case Op::LayerNorm:
+      return is_f32(node.src[0]) && is_f32(node.src[1]) && is_f32(node.src[2]);
+    case Op::Attention:
+      return node.src[3]->type == DType::F16 && node.extra_src->type == DType::F16;
+    case Op::None:
+      return true;
+  }
+  return false;
+}
+
+size_t work_bytes(const Tensor& node, int n_threads) {
+  switch (node.op) {
+    case Op::MulMat: {
+      const QuantKernels* k = kernels_ref(node.src[0]->type);
+      if (!k || k->act_type == DType::F32) return 0;
+      return k->act_row_bytes(node.src[1]->ne[0]) * static_cast<size_t>(node.src[1]->ne[1]);
+    }
+    case Op::Attention:
+      return sizeof(float) * static_cast<size_t>(n_threads) *
+             static_cast<size_t>(node.src[3]->ne[2] + node.src[0]->ne[0]);
+    default:
+      return 0;
+  }
+}
+
+void compute_node(const Tensor& node, OpContext& ctx) {
+  switch (node.op) {
+    case Op::None:
+    case Op::View:
+      return;
+    case Op::GetRows: return get_rows(node, ctx);
+    case Op::MulMat: return mul_mat(node, ctx);
+    case Op::Add: return binary(node, ctx, [](float a, float b) { return a + b; });
+    case Op::Mul: return binary(node, ctx, [](float a, float b) { return a * b; });
+    case Op::Scale: {
+      const float s = node.f_params[0];
+      return unary(node, ctx, [s](float a) { return a * s; });
+    }
+    case Op::RmsNorm: return rms_norm(node, ctx);
+    case Op::LayerNorm: return layer_norm(node, ctx);
+    case Op::Rope: return rope(node, ctx);
+    case Op::Attention: return attention(node, ctx);
+    case Op::Silu: return unary(node, ctx, silu_f);
+    case Op::Gelu: return unary(node, ctx, gelu_tanh);
+    case Op::SwiGlu: return binary(node, ctx, [](float g, float u) { return silu_f(g) * u; });
+  }
+  throw Error(std::string("cpu: op ") + op_name(node.op) + " has no kernel");
+}
+
+}  // namespace xent::cpu

@@ -1,0 +1,235 @@
+/* xent — on-device inference for quantized language models. The public C API.
+ * Plain C99 (usable from C++), opaque handles, no exception or abort crosses it.
+ *
+ * Conventions
+ * - Functions return an xent_status (XENT_OK == 0) or a pointer (NULL on failure);
+ *   xent_last_error() then gives a message for the calling thread.
+ * - xent_model is immutable after loading: any number of threads may use one model
+ *   (tokenize, create contexts) at the same time. An xent_context and an xent_sampler
+ *   belong to one thread at a time.
+ * - Sizes are in tokens (n_*) or bytes (*_bytes).
+ */
+#ifndef XENT_H
+#define XENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define XENT_API __declspec(dllexport)
+#else
+#define XENT_API __attribute__((visibility("default")))
+#endif
+
+#define XENT_VERSION_MAJOR 0
+#define XENT_VERSION_MINOR 1
+#define XENT_VERSION_PATCH 0
+
+typedef int32_t xent_token;
+
+typedef enum xent_status {
+  XENT_OK = 0,
+  XENT_ERROR_INVALID_ARGUMENT = 1, /* a NULL handle, a bad parameter value */
+  XENT_ERROR_IO = 2,               /* file missing, unreadable, not writable */
+  XENT_ERROR_INVALID_FILE = 3,     /* malformed or hostile GGUF/session file */
+  XENT_ERROR_UNSUPPORTED = 4,      /* unknown architecture, tokenizer, type */
+  XENT_ERROR_CONTEXT_FULL = 5,     /* tokens would not fit the context */
+  XENT_ERROR_BUFFER_TOO_SMALL = 6, /* the output buffer is short; the needed size is returned */
+  XENT_ERROR_OUT_OF_MEMORY = 7,
+  XENT_ERROR_CANCELLED = 8,        /* a callback asked to stop */
+  XENT_ERROR_BACKEND = 9,          /* device lost, driver error */
+  XENT_ERROR_INTERNAL = 10
+} xent_status;
+
+typedef struct xent_model xent_model;
+typedef struct xent_context xent_context;
+typedef struct xent_sampler xent_sampler;
+
+/* ---- library ---------------------------------------------------------------- */
+
+/* "0.1.0". Thread-safe. */
+XENT_API const char* xent_version(void);
+/* The message of the last failed call on this thread ("" if none). Thread-safe. */
+XENT_API const char* xent_last_error(void);
+/* A readable name for a status. Thread-safe. */
+XENT_API const char* xent_status_string(xent_status status);
+
+typedef enum xent_log_level {
+  XENT_LOG_DEBUG = 0,
+  XENT_LOG_INFO = 1,
+  XENT_LOG_WARN = 2,
+  XENT_LOG_ERROR = 3
+} xent_log_level;
+typedef void (*xent_log_callback)(xent_log_level level, const char* message, void* user_data);
+/* Where library messages go (default: warnings and errors to stderr). NULL restores the
+ * default. Set it before other calls; not thread-safe against concurrent logging. */
+XENT_API void xent_set_log_callback(xent_log_callback callback, void* user_data);
+
+/* Backends compiled into this build ("cpu", "vulkan", "cuda"), comma-separated, and the
+ * devices present, one per line. Return the length; write at most buf_size bytes
+ * (NUL-terminated). Thread-safe. */
+XENT_API size_t xent_backends(char* buf, size_t buf_size);
+XENT_API size_t xent_devices(char* buf, size_t buf_size);
+
+/* ---- model ------------------------------------------------------------------ */
+
+/* Return false to cancel loading. progress is in [0, 1]. */
+typedef bool (*xent_progress_callback)(float progress, void* user_data);
+
+typedef struct xent_model_params {
+  bool use_mmap;  /* default true: weights stay in the file mapping */
+  bool use_mlock; /* default false: lock the mapping in memory */
+  xent_progress_callback progress;
+  void* progress_user_data;
+} xent_model_params;
+
+XENT_API xent_model_params xent_model_default_params(void);
+/* NULL on failure (see xent_last_error). */
+XENT_API xent_model* xent_model_load(const char* path, const xent_model_params* params);
+XENT_API void xent_model_free(xent_model* model);
+
+/* Model facts. Thread-safe. Strings live as long as the model. */
+XENT_API const char* xent_model_architecture(const xent_model* model);
+XENT_API const char* xent_model_description(const xent_model* model);
+XENT_API uint64_t xent_model_n_params(const xent_model* model);
+XENT_API uint64_t xent_model_size_bytes(const xent_model* model);
+XENT_API int32_t xent_model_n_vocab(const xent_model* model);
+XENT_API int32_t xent_model_n_ctx_train(const xent_model* model);
+XENT_API int32_t xent_model_n_embd(const xent_model* model);
+XENT_API int32_t xent_model_n_layer(const xent_model* model);
+/* "" when the file has no template. */
+XENT_API const char* xent_model_chat_template(const xent_model* model);
+/* A metadata value rendered as text ("" and XENT_ERROR_INVALID_ARGUMENT if absent);
+ * returns the needed length like snprintf. */
+XENT_API int32_t xent_model_meta(const xent_model* model, const char* key, char* buf, size_t buf_size);
+
+/* ---- tokens ----------------------------------------------------------------- */
+
+XENT_API xent_token xent_token_bos(const xent_model* model); /* -1 if none */
+XENT_API xent_token xent_token_eos(const xent_model* model);
+XENT_API xent_token xent_token_eot(const xent_model* model);
+/* EOS, end-of-turn, or another end-of-generation token. */
+XENT_API bool xent_token_is_eog(const xent_model* model, xent_token token);
+
+/* Tokenizes text (text_len bytes). add_special: BOS/EOS as the model says;
+ * parse_special: "<|im_start|>"-style text becomes control tokens.
+ * Returns the number of tokens written; if more than n_max are needed, returns the
+ * negated count and writes nothing. Thread-safe. */
+XENT_API int32_t xent_tokenize(const xent_model* model, const char* text, int32_t text_len,
+                               xent_token* tokens, int32_t n_max, bool add_special,
+                               bool parse_special);
+/* The bytes of one token (not NUL-terminated). Returns the length, or its negation if
+ * buf_size is too small. Thread-safe. */
+XENT_API int32_t xent_token_to_piece(const xent_model* model, xent_token token, char* buf,
+                                     int32_t buf_size, bool render_special);
+/* Detokenizes a sequence; same return convention, NUL-terminated when it fits. */
+XENT_API int32_t xent_detokenize(const xent_model* model, const xent_token* tokens,
+                                 int32_t n_tokens, char* buf, int32_t buf_size,
+                                 bool render_special);
+
+/* ---- context ---------------------------------------------------------------- */
+
+typedef struct xent_context_params {
+  int32_t n_ctx;        /* 0: the model's training context, at most 4096 */
+  int32_t n_batch;      /* most tokens per evaluation step; default 512 */
+  int32_t n_threads;    /* 0: all hardware threads */
+  const char* backends; /* "cpu" (default), "vulkan", "cuda,cpu", ... in preference order */
+  int32_t n_gpu_layers; /* -1: all */
+} xent_context_params;
+
+XENT_API xent_context_params xent_context_default_params(void);
+/* NULL on failure. A requested GPU backend that is absent is skipped with one log line. */
+XENT_API xent_context* xent_context_create(const xent_model* model, const xent_context_params* params);
+XENT_API void xent_context_free(xent_context* ctx);
+XENT_API int32_t xent_context_n_ctx(const xent_context* ctx);
+/* Tokens currently in the KV cache. */
+XENT_API int32_t xent_context_n_past(const xent_context* ctx);
+/* Keeps the first n_keep tokens of the cache, forgets the rest. */
+XENT_API xent_status xent_context_truncate(xent_context* ctx, int32_t n_keep);
+/* Tokens evaluated since creation (for reuse statistics). */
+XENT_API uint64_t xent_context_n_evaluated(const xent_context* ctx);
+/* "cpu" or "vulkan0,cpu": the backends actually in use. */
+XENT_API const char* xent_context_backends(const xent_context* ctx);
+
+/* Evaluates tokens after the cached ones. all_logits: keep every token's logits
+ * (xent_get_logits_ith), else only the last one's. */
+XENT_API xent_status xent_decode(xent_context* ctx, const xent_token* tokens, int32_t n_tokens,
+                                 bool all_logits);
+/* Logits [n_vocab] of the last evaluated token; valid until the next decode. */
+XENT_API const float* xent_get_logits(xent_context* ctx);
+XENT_API const float* xent_get_logits_ith(xent_context* ctx, int32_t i);
+
+/* Session state: the tokens in the cache and the cache itself, to a file written
+ * atomically (temp file, fsync, rename) and read back with checks. */
+XENT_API xent_status xent_state_save(xent_context* ctx, const char* path, const xent_token* tokens,
+                                     int32_t n_tokens);
+/* Reads tokens into tokens[n_max]; *n_out receives the count. */
+XENT_API xent_status xent_state_load(xent_context* ctx, const char* path, xent_token* tokens,
+                                     int32_t n_max, int32_t* n_out);
+
+/* ---- sampling --------------------------------------------------------------- */
+
+typedef struct xent_sampler_params {
+  float temperature; /* default 0.8; <= 0 is greedy */
+  int32_t top_k;     /* default 40; <= 0 off */
+  float top_p;       /* default 0.95; 1 off */
+  float min_p;       /* default 0.05; 0 off */
+  float repeat_penalty;    /* default 1.0 (off) */
+  float frequency_penalty; /* default 0 */
+  float presence_penalty;  /* default 0 */
+  int32_t repeat_last_n;   /* default 64 */
+  uint64_t seed;
+} xent_sampler_params;
+
+XENT_API xent_sampler_params xent_sampler_default_params(void);
+XENT_API xent_sampler* xent_sampler_create(const xent_sampler_params* params);
+XENT_API void xent_sampler_free(xent_sampler* sampler);
+/* Samples from the context's last logits and records the token in the history. */
+XENT_API xent_token xent_sampler_sample(xent_sampler* sampler, xent_context* ctx);
+XENT_API void xent_sampler_accept(xent_sampler* sampler, xent_token token);
+XENT_API void xent_sampler_reset(xent_sampler* sampler);
+
+/* ---- generation ------------------------------------------------------------- */
+
+/* Called for each generated token with its text; return false to stop. */
+typedef bool (*xent_token_callback)(xent_token token, const char* piece, int32_t piece_len,
+                                    void* user_data);
+
+typedef struct xent_generate_stats {
+  int32_t n_prompt;   /* prompt tokens evaluated (not already cached) */
+  int32_t n_generated;
+  double prompt_ms;
+  double generate_ms;
+  bool stopped_by_eog;
+} xent_generate_stats;
+
+/* Tokenizes prompt (add_special, parse_special), evaluates what is not already in the
+ * cache, then samples up to n_predict tokens, calling on_token for each, stopping at
+ * end-of-generation. stats may be NULL. */
+XENT_API xent_status xent_generate(xent_context* ctx, xent_sampler* sampler, const char* prompt,
+                                   int32_t n_predict, xent_token_callback on_token,
+                                   void* user_data, xent_generate_stats* stats);
+
+/* ---- chat templates --------------------------------------------------------- */
+
+typedef struct xent_chat_message {
+  const char* role; /* "system", "user", "assistant" */
+  const char* content;
+} xent_chat_message;
+
+/* Renders messages with tmpl (Jinja source; NULL: the model's own template; a name such
+ * as "chatml" or "llama3": that built-in). Returns the length needed (excluding NUL)
+ * or a negative value on error; writes at most buf_size bytes, NUL-terminated. */
+XENT_API int32_t xent_chat_apply_template(const xent_model* model, const char* tmpl,
+                                          const xent_chat_message* messages, size_t n_messages,
+                                          bool add_generation_prompt, char* buf, int32_t buf_size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* XENT_H */

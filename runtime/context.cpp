@@ -1,0 +1,151 @@
+#include "runtime/context.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "backends/cpu/cpu-backend.h"
+#include "formats/error.h"
+
+namespace xent {
+
+Context::Context(const Model& model, const ContextParams& params, std::vector<std::string>* notes)
+    : model_(model), params_(params) {
+  const HParams& hp = model.hparams();
+  n_ctx_ = params.n_ctx > 0 ? params.n_ctx : std::min<int64_t>(hp.n_ctx_train, 4096);
+  if (n_ctx_ <= 0) throw Error("context: invalid context size " + std::to_string(n_ctx_));
+  if (hp.learned_positions && n_ctx_ > hp.n_ctx_train)
+    throw Error("context: " + std::to_string(n_ctx_) + " tokens requested, but this " + hp.arch +
+                " model has learned positions for only " + std::to_string(hp.n_ctx_train));
+  if (n_ctx_ > (int64_t{1} << 24)) throw Error("context: size " + std::to_string(n_ctx_) + " is too large");
+  if (params_.n_ubatch <= 0) params_.n_ubatch = 512;
+
+  const int n_threads = params.n_threads > 0
+                            ? params.n_threads
+                            : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  bool have_cpu = false;
+  for (const std::string& name : params.backends) {
+    std::string why;
+    std::unique_ptr<Backend> b = create_backend(name, n_threads, &why);
+    if (!b) {
+      if (notes) notes->push_back(name + " backend unavailable: " + why + "; using the CPU");
+      continue;
+    }
+    have_cpu = have_cpu || b->is_host();
+    backends_.push_back(std::move(b));
+  }
+  if (!have_cpu) backends_.push_back(create_backend("cpu", n_threads, nullptr));
+  if (params.cpu_reference_kernels) {
+    for (auto& b : backends_)
+      if (b->is_host()) b = std::make_unique<cpu::CpuBackend>(n_threads, true);
+  }
+
+  // -ngl: layers [0, n_gpu_layers) on the first non-host backend; the output layer (-1)
+  // when all blocks are there.
+  int gpu_layers = params.n_gpu_layers < 0 ? static_cast<int>(hp.n_layer) + 1 : params.n_gpu_layers;
+  auto layer_allowed = [gpu_layers, n_layer = hp.n_layer](size_t, int layer) {
+    if (layer < 0) return gpu_layers > n_layer;
+    return layer < gpu_layers;
+  };
+  std::vector<Backend*> order;
+  for (auto& b : backends_) order.push_back(b.get());
+  sched_ = std::make_unique<Scheduler>(order, layer_allowed);
+
+  // Each layer's cache lives on the backend that will run its attention.
+  Backend* host = nullptr;
+  for (auto& b : backends_)
+    if (b->is_host() && !host) host = b.get();
+  std::vector<Backend*> cache_home(hp.n_layer, host);
+  Tensor probe_q, probe_k, probe_cache;
+  probe_q.ne[0] = probe_k.ne[0] = probe_cache.ne[0] = hp.head_dim;
+  probe_cache.type = DType::F16;
+  Tensor probe;
+  probe.op = Op::Attention;
+  probe.src[0] = &probe_q;
+  probe.src[1] = probe.src[2] = &probe_k;
+  probe.src[3] = probe.extra_src = &probe_cache;
+  for (int64_t l = 0; l < hp.n_layer; ++l) {
+    for (size_t i = 0; i < order.size(); ++i) {
+      if (order[i]->is_host()) break;
+      if (layer_allowed(i, static_cast<int>(l)) && order[i]->supports(probe)) {
+        cache_home[l] = order[i];
+        break;
+      }
+    }
+  }
+  kv_ = std::make_unique<KvCache>(hp.n_layer, hp.head_dim, hp.n_head_kv, n_ctx_, cache_home);
+}
+
+Context::~Context() = default;
+
+void Context::set_n_threads(int n) {
+  for (auto& b : backends_) b->set_n_threads(n);
+}
+
+void Context::truncate(int32_t n) { n_past_ = std::clamp<int32_t>(n, 0, n_past_); }
+
+void Context::restore_n_past(int32_t n) {
+  if (n < 0 || n > n_ctx_) throw Error("context: cannot restore " + std::to_string(n) + " positions");
+  n_past_ = n;
+}
+
+void Context::decode(const int32_t* tokens, size_t n, bool all_logits) {
+  if (n == 0) throw Error("decode: no tokens to evaluate");
+  const int64_t n_vocab = model_.hparams().n_vocab;
+  if (static_cast<int64_t>(n_past_) + static_cast<int64_t>(n) > n_ctx_)
+    throw Error("decode: " + std::to_string(n) + " tokens after " + std::to_string(n_past_) +
+                " would exceed the context of " + std::to_string(n_ctx_) + " tokens");
+  for (size_t i = 0; i < n; ++i)
+    if (tokens[i] < 0 || tokens[i] >= n_vocab)
+      throw Error("decode: token id " + std::to_string(tokens[i]) + " is outside the vocabulary (" +
+                  std::to_string(n_vocab) + ")");
+
+  n_logit_rows_ = all_logits ? n : 1;
+  logits_.resize(n_logit_rows_ * static_cast<size_t>(n_vocab));
+  for (size_t done = 0; done < n;) {
+    const size_t n_tok = std::min<size_t>(n - done, static_cast<size_t>(params_.n_ubatch));
+    const bool last = done + n_tok == n;
+    token_buf_.assign(tokens + done, tokens + done + n_tok);
+    pos_buf_.resize(n_tok);
+    for (size_t i = 0; i < n_tok; ++i) pos_buf_[i] = n_past_ + static_cast<int32_t>(i);
+
+    graph_.clear();
+    StepInputs in;
+    in.tokens = graph_.input(DType::I32, static_cast<int64_t>(n_tok), 1, "tokens");
+    in.tokens->data = token_buf_.data();
+    in.positions = graph_.input(DType::I32, static_cast<int64_t>(n_tok), 1, "positions");
+    in.positions->data = pos_buf_.data();
+    in.n_tok = static_cast<int32_t>(n_tok);
+    in.n_past = n_past_;
+    in.kv = kv_.get();
+    in.all_logits = all_logits;
+    const bool want_logits = all_logits || last;
+    Tensor* out = model_.architecture().build(graph_, in);
+    graph_.set_output(out);
+    sched_->run(graph_);
+
+    if (want_logits) {
+      const size_t rows = static_cast<size_t>(out->ne[1]);
+      float* dst = all_logits ? &logits_[done * n_vocab] : logits_.data();
+      for (size_t r = 0; r < rows; ++r)
+        std::memcpy(dst + r * n_vocab, static_cast<const uint8_t*>(out->data) + r * out->nb[1],
+                    n_vocab * sizeof(float));
+    }
+    n_past_ += static_cast<int32_t>(n_tok);
+    n_evaluated_ += n_tok;
+    done += n_tok;
+  }
+}
+
+const float* Context::logits() const {
+  if (n_logit_rows_ == 0) throw Error("logits: nothing has been evaluated yet");
+  return &logits_[(n_logit_rows_ - 1) * static_cast<size_t>(n_vocab())];
+}
+
+const float* Context::logits_at(size_t i) const {
+  if (i >= n_logit_rows_) throw Error("logits: row " + std::to_string(i) + " was not kept");
+  return &logits_[i * static_cast<size_t>(n_vocab())];
+}
+
+}  // namespace xent

@@ -1,0 +1,72 @@
+// One inference session over a Model: its KV cache, backends, scheduler and logits.
+// Not thread-safe: use one Context per thread (they can share the Model).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "runtime/graph.h"
+#include "runtime/kv-cache.h"
+#include "runtime/model.h"
+#include "runtime/scheduler.h"
+
+namespace xent {
+
+struct ContextParams {
+  int64_t n_ctx = 0;       // 0: the model's training context, at most 4096
+  int32_t n_ubatch = 512;  // most tokens evaluated in one graph
+  int n_threads = 0;       // 0: all hardware threads
+  // Backend names in preference order ("vulkan", "cuda", "cpu"); the CPU is always added
+  // last as the fallback. Unavailable backends are skipped with a message.
+  std::vector<std::string> backends = {"cpu"};
+  int n_gpu_layers = -1;   // layers on the first non-CPU backend; -1: all (+ the output)
+  bool cpu_reference_kernels = false;  // tests: scalar dot products instead of SIMD
+};
+
+class Context {
+ public:
+  // Throws xent::Error: n_ctx larger than a learned-position model allows, or too large
+  // for memory. `notes` receives one line per backend that was asked for but skipped.
+  Context(const Model& model, const ContextParams& params, std::vector<std::string>* notes = nullptr);
+  ~Context();
+
+  // Evaluates tokens at positions n_past() .. n_past() + n - 1 and appends them to the
+  // cache. Throws xent::Error on an invalid id or when the context would overflow (the
+  // cache is then unchanged). With all_logits, logits_at(i) gives token i's logits.
+  void decode(const int32_t* tokens, size_t n, bool all_logits = false);
+  const float* logits() const;  // the last evaluated token's logits [n_vocab]
+  const float* logits_at(size_t i) const;
+  size_t n_logits() const { return n_logit_rows_; }
+
+  int32_t n_past() const { return n_past_; }
+  // Forgets positions >= n (keeps the first n tokens of the cache).
+  void truncate(int32_t n);
+  // After loading saved cache rows [0, n): those positions are valid again.
+  void restore_n_past(int32_t n);
+  int64_t n_ctx() const { return n_ctx_; }
+  int64_t n_vocab() const { return model_.hparams().n_vocab; }
+  uint64_t n_tokens_evaluated() const { return n_evaluated_; }  // since creation
+  const Model& model() const { return model_; }
+  KvCache& kv_cache() { return *kv_; }
+  const std::vector<std::unique_ptr<Backend>>& backends() const { return backends_; }
+  const Scheduler& scheduler() const { return *sched_; }
+  void set_n_threads(int n);
+
+ private:
+  const Model& model_;
+  ContextParams params_;
+  int64_t n_ctx_ = 0;
+  std::vector<std::unique_ptr<Backend>> backends_;
+  std::unique_ptr<KvCache> kv_;
+  std::unique_ptr<Scheduler> sched_;
+  Graph graph_;
+  std::vector<int32_t> token_buf_, pos_buf_;
+  std::vector<float> logits_;
+  size_t n_logit_rows_ = 0;
+  int32_t n_past_ = 0;
+  uint64_t n_evaluated_ = 0;
+};
+
+}  // namespace xent

@@ -1,0 +1,49 @@
+// Runs a Graph on a list of backends: places each node on the first backend (in the
+// user's order) that supports it and may hold its layer, plans each backend's scratch
+// memory by liveness, and copies tensors across backend boundaries.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "backends/backend.h"
+#include "runtime/graph.h"
+
+namespace xent {
+
+class Scheduler {
+ public:
+  // backends: in preference order; a host (CPU) backend must be among them, it is the
+  // fallback for every node. layer_allowed(backend_index, layer) decides -ngl placement.
+  Scheduler(std::vector<Backend*> backends,
+            std::function<bool(size_t backend_index, int layer)> layer_allowed);
+
+  // Places, plans, copies and computes. Afterwards graph.output() has host-visible data.
+  void run(Graph& graph);
+
+  // Statistics of the last run (for `xent bench` and tests).
+  struct Stats {
+    size_t n_nodes = 0;
+    size_t n_splits = 0;
+    size_t n_copies = 0;
+    std::vector<size_t> arena_bytes;  // per backend
+  };
+  const Stats& stats() const { return stats_; }
+  // The backend index each node ran on in the last run (same order as graph.nodes()).
+  const std::vector<int>& placement() const { return placement_; }
+
+ private:
+  int place(const Tensor& node) const;
+  int home_of(const Tensor& t) const;  // which backend holds a tensor's storage, -1 if none
+
+  std::vector<Backend*> backends_;
+  std::function<bool(size_t, int)> layer_allowed_;
+  int host_index_ = -1;
+  std::vector<std::unique_ptr<Buffer>> arenas_;
+  std::vector<std::unique_ptr<Buffer>> outputs_;  // host copies of device outputs
+  std::vector<int> placement_;
+  Stats stats_;
+};
+
+}  // namespace xent
