@@ -1,0 +1,49 @@
+// Options shared by the subcommands that run a model (-m, -t, --backend, -c, sampling),
+// and small helpers; built only on the public API in xent.h.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+
+#include "xent.h"
+
+namespace xent::app {
+
+struct ModelOptions {
+  std::string model_path;
+  int threads = 0;
+  std::string backend = "cpu";
+  int n_gpu_layers = -1;
+  int ctx_size = 0;
+  int batch_size = 512;
+  bool no_mmap = false;
+  bool mlock = false;
+};
+
+struct SamplingOptions {
+  float temperature = 0.8f;
+  int top_k = 40;
+  float top_p = 0.95f;
+  float min_p = 0.05f;
+  float repeat_penalty = 1.0f;
+  int repeat_last_n = 64;
+  float frequency_penalty = 0.0f;
+  float presence_penalty = 0.0f;
+  long long seed = -1;
+};
+
+void add_model_options(CLI::App& cmd, ModelOptions& o, bool model_required = true);
+void add_sampling_options(CLI::App& cmd, SamplingOptions& o);
+
+// Loads the model; prints one line on stderr and returns null on failure.
+xent_model* load_model(const ModelOptions& o);
+xent_context* create_context(xent_model* model, const ModelOptions& o);
+xent_sampler* create_sampler(const SamplingOptions& o);
+
+// Reads a whole file; prints an error and returns false on failure.
+bool read_file(const std::string& path, std::string* out);
+
+// Prints "xent <cmd>: message" on stderr.
+void print_error(const char* cmd, const std::string& message);
+
+}  // namespace xent::app
