@@ -75,6 +75,23 @@ Context::Context(const Model& model, const ContextParams& params, std::vector<st
     }
   }
   kv_ = std::make_unique<KvCache>(hp.n_layer, hp.head_dim, hp.n_head_kv, n_ctx_, cache_home);
+
+  // Upload the weights of the layers the first GPU backend may run, once.
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (order[i]->is_host()) continue;
+    for (const Tensor& w : model.weights()) {
+      if (!layer_allowed(i, w.layer)) continue;
+      weight_buffers_.push_back(order[i]->alloc_buffer(w.n_bytes()));
+      Buffer* buf = weight_buffers_.back().get();
+      order[i]->upload(*buf, 0, w.data, w.n_bytes());
+      Tensor& copy = resident_weights_.emplace_back(w);
+      copy.data = nullptr;
+      copy.buffer = buf;
+      copy.offset = 0;
+      sched_->add_resident(&w, &copy);
+    }
+    break;
+  }
 }
 
 Context::~Context() = default;

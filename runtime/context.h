@@ -2,6 +2,7 @@
 // Not thread-safe: use one Context per thread (they can share the Model).
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -61,6 +62,9 @@ class Context {
   std::vector<std::unique_ptr<Backend>> backends_;
   std::unique_ptr<KvCache> kv_;
   std::unique_ptr<Scheduler> sched_;
+  // Weights uploaded once to a GPU backend: device copies and their buffers.
+  std::deque<Tensor> resident_weights_;
+  std::vector<std::unique_ptr<Buffer>> weight_buffers_;
   Graph graph_;
   std::vector<int32_t> token_buf_, pos_buf_;
   std::vector<float> logits_;

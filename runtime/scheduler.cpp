@@ -68,6 +68,10 @@ Scheduler::Scheduler(std::vector<Backend*> backends,
   arenas_.resize(backends_.size());
 }
 
+void Scheduler::add_resident(const Tensor* original, Tensor* copy) {
+  resident_[original].push_back(copy);
+}
+
 int Scheduler::home_of(const Tensor& t) const {
   const Tensor* r = t.storage_root();
   if (r->buffer) {
@@ -142,6 +146,10 @@ void Scheduler::run(Graph& graph) {
       return &v;
     }
     if (storage_backend(t) == b) return t;
+    if (auto r = resident_.find(t); r != resident_.end()) {
+      for (Tensor* c : r->second)
+        if (c->buffer && c->buffer->backend == backends_[b]) return c;
+    }
     auto key = std::make_pair(static_cast<const Tensor*>(t), b);
     auto it = copy_of.find(key);
     if (it != copy_of.end()) return it->second;

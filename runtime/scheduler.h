@@ -4,6 +4,7 @@
 #pragma once
 #include <functional>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <vector>
 
@@ -18,6 +19,11 @@ class Scheduler {
   // fallback for every node. layer_allowed(backend_index, layer) decides -ngl placement.
   Scheduler(std::vector<Backend*> backends,
             std::function<bool(size_t backend_index, int layer)> layer_allowed);
+
+  // Declares that `copy` (storage on a non-host backend) holds the same bytes as the
+  // host tensor `original` (a weight uploaded once), so nodes on that backend use it
+  // instead of copying `original` every step.
+  void add_resident(const Tensor* original, Tensor* copy);
 
   // Places, plans, copies and computes. Afterwards graph.output() has host-visible data.
   void run(Graph& graph);
@@ -43,6 +49,7 @@ class Scheduler {
   std::vector<std::unique_ptr<Buffer>> arenas_;
   std::vector<std::unique_ptr<Buffer>> outputs_;  // host copies of device outputs
   std::vector<int> placement_;
+  std::unordered_map<const Tensor*, std::vector<Tensor*>> resident_;
   Stats stats_;
 };
 
