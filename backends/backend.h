@@ -30,6 +30,9 @@ class Backend {
   virtual bool is_host() const = 0;
   // Whether this backend can compute `node` (op, operand types and shapes).
   virtual bool supports(const Tensor& node) const = 0;
+  // Whether Op::Attention with a token-tree mask (src[5]) is implemented; the scheduler
+  // only places masked attention on backends that say so.
+  virtual bool supports_attention_mask() const { return false; }
 
   // Throws xent::Error when out of memory.
   virtual std::unique_ptr<Buffer> alloc_buffer(size_t bytes) = 0;

@@ -85,7 +85,7 @@ class Gpt2 final : public Architecture {
       Tensor* q = g.view(qkv, hd, nh, n_tok, hd * f, qkv->nb[1], 0);
       Tensor* k = g.view(qkv, hd, nh, n_tok, hd * f, qkv->nb[1], d * f);
       Tensor* v = g.view(qkv, hd, nh, n_tok, hd * f, qkv->nb[1], 2 * d * f);
-      Tensor* attn = g.attention(q, k, v, in.kv->k(il), in.kv->v(il), in.n_past, kq_scale);
+      Tensor* attn = g.attention(q, k, v, in.kv->k(il), in.kv->v(il), in.n_past, kq_scale, in.mask);
       x = g.add(x, g.add(g.mul_mat(L.w_o, attn), L.b_o));
       h = g.layer_norm(x, L.ln2_w, L.ln2_b, hp_.norm_eps);
       Tensor* up = g.gelu(g.add(g.mul_mat(L.w_up, h), L.b_up));

@@ -103,7 +103,7 @@ class Llama final : public Architecture {
                  hp_.rope_freq_scale);
       k = g.rope(k, in.positions, static_cast<int32_t>(hp_.n_rot), rope_mode, hp_.rope_freq_base,
                  hp_.rope_freq_scale);
-      Tensor* attn = g.attention(q, k, v, in.kv->k(il), in.kv->v(il), in.n_past, kq_scale);
+      Tensor* attn = g.attention(q, k, v, in.kv->k(il), in.kv->v(il), in.n_past, kq_scale, in.mask);
       x = g.add(x, g.mul_mat(L.wo, attn));
       h = g.rms_norm(x, L.ffn_norm, hp_.norm_eps);
       Tensor* ff = g.swiglu(g.mul_mat(L.w_gate, h), g.mul_mat(L.w_up, h));

@@ -64,7 +64,7 @@ Context::Context(const Model& model, const ContextParams& params, std::vector<st
   probe.op = Op::Attention;
   probe.src[0] = &probe_q;
   probe.src[1] = probe.src[2] = &probe_k;
-  probe.src[3] = probe.extra_src = &probe_cache;
+  probe.src[3] = probe.src[4] = &probe_cache;
   for (int64_t l = 0; l < hp.n_layer; ++l) {
     for (size_t i = 0; i < order.size(); ++i) {
       if (order[i]->is_host()) break;
@@ -107,9 +107,9 @@ void Context::restore_n_past(int32_t n) {
   n_past_ = n;
 }
 
-void Context::decode(const int32_t* tokens, size_t n, bool all_logits) {
-  if (n == 0) throw Error("decode: no tokens to evaluate");
+void Context::check_tokens(const int32_t* tokens, size_t n) const {
   const int64_t n_vocab = model_.hparams().n_vocab;
+  if (n == 0) throw Error("decode: no tokens to evaluate");
   if (static_cast<int64_t>(n_past_) + static_cast<int64_t>(n) > n_ctx_)
     throw Error("decode: " + std::to_string(n) + " tokens after " + std::to_string(n_past_) +
                 " would exceed the context of " + std::to_string(n_ctx_) + " tokens");
@@ -117,42 +117,67 @@ void Context::decode(const int32_t* tokens, size_t n, bool all_logits) {
     if (tokens[i] < 0 || tokens[i] >= n_vocab)
       throw Error("decode: token id " + std::to_string(tokens[i]) + " is outside the vocabulary (" +
                   std::to_string(n_vocab) + ")");
+}
 
+void Context::evaluate(const int32_t* tokens, const int32_t* positions, const float* mask, size_t n,
+                       bool keep_all_logits, float* logits_out) {
+  const int64_t n_vocab = model_.hparams().n_vocab;
+  token_buf_.assign(tokens, tokens + n);
+  pos_buf_.assign(positions, positions + n);
+  graph_.clear();
+  StepInputs in;
+  in.tokens = graph_.input(DType::I32, static_cast<int64_t>(n), 1, "tokens");
+  in.tokens->data = token_buf_.data();
+  in.positions = graph_.input(DType::I32, static_cast<int64_t>(n), 1, "positions");
+  in.positions->data = pos_buf_.data();
+  if (mask) {
+    mask_buf_.assign(mask, mask + n * n);
+    in.mask = graph_.input(DType::F32, static_cast<int64_t>(n), static_cast<int64_t>(n), "mask");
+    in.mask->data = mask_buf_.data();
+  }
+  in.n_tok = static_cast<int32_t>(n);
+  in.n_past = n_past_;
+  in.kv = kv_.get();
+  in.all_logits = keep_all_logits;
+  Tensor* out = model_.architecture().build(graph_, in);
+  graph_.set_output(out);
+  sched_->run(graph_);
+  if (logits_out) {
+    const size_t rows = static_cast<size_t>(out->ne[1]);
+    for (size_t r = 0; r < rows; ++r)
+      std::memcpy(logits_out + r * n_vocab, static_cast<const uint8_t*>(out->data) + r * out->nb[1],
+                  n_vocab * sizeof(float));
+  }
+  n_past_ += static_cast<int32_t>(n);
+  n_evaluated_ += n;
+}
+
+void Context::decode(const int32_t* tokens, size_t n, bool all_logits) {
+  check_tokens(tokens, n);
+  const int64_t n_vocab = model_.hparams().n_vocab;
   n_logit_rows_ = all_logits ? n : 1;
   logits_.resize(n_logit_rows_ * static_cast<size_t>(n_vocab));
+  std::vector<int32_t> positions;
   for (size_t done = 0; done < n;) {
     const size_t n_tok = std::min<size_t>(n - done, static_cast<size_t>(params_.n_ubatch));
     const bool last = done + n_tok == n;
-    token_buf_.assign(tokens + done, tokens + done + n_tok);
-    pos_buf_.resize(n_tok);
-    for (size_t i = 0; i < n_tok; ++i) pos_buf_[i] = n_past_ + static_cast<int32_t>(i);
-
-    graph_.clear();
-    StepInputs in;
-    in.tokens = graph_.input(DType::I32, static_cast<int64_t>(n_tok), 1, "tokens");
-    in.tokens->data = token_buf_.data();
-    in.positions = graph_.input(DType::I32, static_cast<int64_t>(n_tok), 1, "positions");
-    in.positions->data = pos_buf_.data();
-    in.n_tok = static_cast<int32_t>(n_tok);
-    in.n_past = n_past_;
-    in.kv = kv_.get();
-    in.all_logits = all_logits;
-    const bool want_logits = all_logits || last;
-    Tensor* out = model_.architecture().build(graph_, in);
-    graph_.set_output(out);
-    sched_->run(graph_);
-
-    if (want_logits) {
-      const size_t rows = static_cast<size_t>(out->ne[1]);
-      float* dst = all_logits ? &logits_[done * n_vocab] : logits_.data();
-      for (size_t r = 0; r < rows; ++r)
-        std::memcpy(dst + r * n_vocab, static_cast<const uint8_t*>(out->data) + r * out->nb[1],
-                    n_vocab * sizeof(float));
-    }
-    n_past_ += static_cast<int32_t>(n_tok);
-    n_evaluated_ += n_tok;
+    positions.resize(n_tok);
+    for (size_t i = 0; i < n_tok; ++i) positions[i] = n_past_ + static_cast<int32_t>(i);
+    float* out = all_logits ? &logits_[done * n_vocab] : (last ? logits_.data() : nullptr);
+    evaluate(tokens + done, positions.data(), nullptr, n_tok, all_logits, out);
     done += n_tok;
   }
+}
+
+void Context::decode_tree(const int32_t* tokens, const int32_t* positions, const float* mask, size_t n) {
+  check_tokens(tokens, n);
+  if (n > static_cast<size_t>(params_.n_ubatch))
+    throw Error("decode_tree: " + std::to_string(n) + " tokens exceed the batch size " +
+                std::to_string(params_.n_ubatch));
+  const int64_t n_vocab = model_.hparams().n_vocab;
+  n_logit_rows_ = n;
+  logits_.resize(n * static_cast<size_t>(n_vocab));
+  evaluate(tokens, positions, mask, n, true, logits_.data());
 }
 
 const float* Context::logits() const {

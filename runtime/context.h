@@ -37,6 +37,12 @@ class Context {
   // cache. Throws xent::Error on an invalid id or when the context would overflow (the
   // cache is then unchanged). With all_logits, logits_at(i) gives token i's logits.
   void decode(const int32_t* tokens, size_t n, bool all_logits = false);
+  // Evaluates a token tree in one step: token i goes to cache row n_past() + i with
+  // RoPE/position positions[i]; mask[t * n + u] is 0 when token t may see batch token u
+  // (and -INFINITY otherwise); every token sees the whole cached prefix. Logits of every
+  // token are kept. n must be at most the ubatch size. Callers usually truncate() the
+  // tree away afterwards.
+  void decode_tree(const int32_t* tokens, const int32_t* positions, const float* mask, size_t n);
   const float* logits() const;  // the last evaluated token's logits [n_vocab]
   const float* logits_at(size_t i) const;
   size_t n_logits() const { return n_logit_rows_; }
@@ -66,7 +72,13 @@ class Context {
   std::deque<Tensor> resident_weights_;
   std::vector<std::unique_ptr<Buffer>> weight_buffers_;
   Graph graph_;
+  // One graph evaluation of n tokens at cache rows [n_past_, n_past_ + n).
+  void evaluate(const int32_t* tokens, const int32_t* positions, const float* mask, size_t n,
+                bool keep_all_logits, float* logits_out);
+  void check_tokens(const int32_t* tokens, size_t n) const;
+
   std::vector<int32_t> token_buf_, pos_buf_;
+  std::vector<float> mask_buf_;
   std::vector<float> logits_;
   size_t n_logit_rows_ = 0;
   int32_t n_past_ = 0;

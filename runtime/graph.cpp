@@ -127,7 +127,7 @@ Tensor* Graph::rope(Tensor* x, Tensor* positions, int32_t n_dims, int32_t mode, 
 }
 
 Tensor* Graph::attention(Tensor* q, Tensor* k, Tensor* v, Tensor* k_cache, Tensor* v_cache,
-                         int32_t n_past, float scale) {
+                         int32_t n_past, float scale, Tensor* mask) {
   const int64_t hd = q->ne[0], n_head = q->ne[1], n_tok = q->ne[2];
   const int64_t n_kv_head = k->ne[1];
   if (k->ne[0] != hd || v->ne[0] != hd || v->ne[1] != n_kv_head || k->ne[2] != n_tok ||
@@ -140,12 +140,15 @@ Tensor* Graph::attention(Tensor* q, Tensor* k, Tensor* v, Tensor* k_cache, Tenso
     throw Error("graph: attention: positions [" + std::to_string(n_past) + ", " +
                 std::to_string(n_past + n_tok) + ") exceed the KV cache of " +
                 std::to_string(k_cache->ne[2]) + " tokens");
+  if (mask && (mask->type != DType::F32 || mask->ne[0] != n_tok || mask->ne[1] != n_tok))
+    shape_error("attention (mask)", *q, *mask);
   Tensor* t = new_node(Op::Attention, DType::F32, hd * n_head, n_tok, 1, 1);
   t->src[0] = q;
   t->src[1] = k;
   t->src[2] = v;
   t->src[3] = k_cache;
-  t->extra_src = v_cache;
+  t->src[4] = v_cache;
+  t->src[5] = mask;
   t->i_params[kAttnNPast] = n_past;
   t->f_params[0] = scale;
   return t;

@@ -25,8 +25,9 @@ class Graph {
   Tensor* layer_norm(Tensor* x, Tensor* weight, Tensor* bias, float eps);
   Tensor* rope(Tensor* x, Tensor* positions, int32_t n_dims, int32_t mode, float freq_base,
                float freq_scale);
+  // mask: optional [n_tok, n_tok] f32 (see Op::Attention); null means causal.
   Tensor* attention(Tensor* q, Tensor* k, Tensor* v, Tensor* k_cache, Tensor* v_cache,
-                    int32_t n_past, float scale);
+                    int32_t n_past, float scale, Tensor* mask = nullptr);
   Tensor* silu(Tensor* x);
   Tensor* gelu(Tensor* x);
   Tensor* swiglu(Tensor* gate, Tensor* up);

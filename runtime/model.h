@@ -41,6 +41,7 @@ struct StepInputs {
   Tensor* positions = nullptr;  // [n_tok] i32
   int32_t n_tok = 0;
   int32_t n_past = 0;           // tokens already in the cache
+  Tensor* mask = nullptr;       // optional [n_tok, n_tok] token-tree mask (Op::Attention)
   KvCache* kv = nullptr;
   bool all_logits = false;      // false: logits of the last token only
 };

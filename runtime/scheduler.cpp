@@ -86,10 +86,13 @@ int Scheduler::place(const Tensor& node) const {
   // Attention writes the KV cache, so it must run where the cache lives.
   if (node.op == Op::Attention) {
     const int home = home_of(*node.src[3]);
-    if (home >= 0 && backends_[home]->supports(node)) return home;
+    const bool masked = node.src[5] != nullptr;
+    if (home >= 0 && backends_[home]->supports(node) &&
+        (!masked || backends_[home]->supports_attention_mask()))
+      return home;
     if (home >= 0)
-      throw Error("scheduler: backend " + backends_[home]->name() +
-                  " holds the KV cache but cannot run attention");
+      throw Error("scheduler: backend " + backends_[home]->name() + " holds the KV cache but cannot run " +
+                  (masked ? "masked (token-tree) attention" : "attention"));
   }
   for (size_t i = 0; i < backends_.size(); ++i) {
     const bool allowed = static_cast<int>(i) == host_index_ || layer_allowed_(i, node.layer);
@@ -170,7 +173,6 @@ void Scheduler::run(Graph& graph) {
     const int b = placement_[i];
     for (Tensor*& s : n->src)
       if (s) s = local(s, b, i);
-    if (n->extra_src) n->extra_src = local(n->extra_src, b, i);
   }
   stats_.n_copies = copies.size();
 
@@ -179,7 +181,6 @@ void Scheduler::run(Graph& graph) {
   for (size_t i = 0; i < nodes.size(); ++i) {
     for (Tensor* s : nodes[i]->src)
       if (s) last_use[s->storage_root()] = i;
-    if (nodes[i]->extra_src) last_use[nodes[i]->extra_src->storage_root()] = i;
   }
   if (Tensor* out = graph.output()) last_use[out->storage_root()] = nodes.size();
   std::vector<OffsetAllocator> alloc;

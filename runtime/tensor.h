@@ -30,7 +30,7 @@ enum class Op : uint8_t {
 };
 const char* op_name(Op op);
 
-constexpr int kMaxSrc = 4;
+constexpr int kMaxSrc = 6;
 
 // i_params layout of Op::Rope.
 enum RopeParam { kRopeNDims = 0, kRopeMode = 1 };  // mode 0: adjacent pairs, 2: NeoX halves
@@ -39,10 +39,13 @@ constexpr int32_t kRopeModeNeox = 2;
 // f_params of Op::Rope: [0] freq_base, [1] freq_scale.
 
 // Op::Attention: src0 q [hd, n_head, n_tok] f32, src1 k_new [hd, n_kv_head, n_tok] f32,
-// src2 v_new (same), src3 k_cache (leaf [hd, n_kv_head, n_ctx] f16), v_cache is
-// `extra_src`. The op first writes k_new/v_new into the caches at rows
-// [n_past, n_past + n_tok), then computes causal softmax(q k^T * scale) v over
-// cache rows [0, n_past + t] for token t. Result [hd * n_head, n_tok] f32.
+// src2 v_new (same), src3 k_cache and src4 v_cache (leaves [hd, n_kv_head, n_ctx] f16),
+// src5 optional mask [n_tok, n_tok] f32. The op first writes k_new/v_new into the
+// caches at rows [n_past, n_past + n_tok), then for batch token t computes
+// softmax(q k^T * scale) v over cache rows [0, n_past) plus the batch rows n_past + u
+// that t may see: u <= t (causal) without a mask; with a mask, those u whose
+// mask[t][u] is 0 (it holds 0 or -INFINITY: a token tree, e.g. several candidate
+// continuations of one prefix evaluated together). Result [hd * n_head, n_tok] f32.
 enum AttentionParam { kAttnNPast = 0 };  // i_params; f_params[0] = scale
 
 struct Tensor {
@@ -52,7 +55,6 @@ struct Tensor {
 
   Op op = Op::None;
   Tensor* src[kMaxSrc] = {};
-  Tensor* extra_src = nullptr;   // fifth operand (Attention's v_cache)
   int32_t i_params[4] = {};
   float f_params[4] = {};
   size_t view_offset = 0;        // Op::View: byte offset into src[0]

@@ -16,6 +16,7 @@ class CpuBackend final : public Backend {
   std::string device_description() const override;
   bool is_host() const override { return true; }
   bool supports(const Tensor& node) const override;
+  bool supports_attention_mask() const override { return true; }
   std::unique_ptr<Buffer> alloc_buffer(size_t bytes) override;
   void upload(Buffer& dst, size_t offset, const void* src, size_t n) override;
   void download(const Buffer& src, size_t offset, void* dst, size_t n) override;

@@ -181,7 +181,8 @@ void attention(const Tensor& dst, OpContext& ctx) {
   const Tensor& k = *dst.src[1];
   const Tensor& v = *dst.src[2];
   const Tensor& kc = *dst.src[3];
-  const Tensor& vc = *dst.extra_src;
+  const Tensor& vc = *dst.src[4];
+  const Tensor* mask = dst.src[5];
   const int64_t hd = q.ne[0], n_head = q.ne[1], n_tok = q.ne[2], n_kv_head = k.ne[1];
   const int32_t n_past = dst.i_params[kAttnNPast];
   const float scale = dst.f_params[0];
@@ -214,9 +215,14 @@ void attention(const Tensor& dst, OpContext& ctx) {
   for (int64_t ir = r.first; ir < r.last; ++ir) {
     const int64_t t = ir / n_head, h = ir % n_head, kvh = h / group;
     const float* pq = row_f32(q, h, t);
-    const int64_t n_keys = n_past + t + 1;
+    const float* mrow = mask ? row_f32(*mask, t) : nullptr;
+    const int64_t n_keys = mask ? n_past + n_tok : n_past + t + 1;
     float max_score = -INFINITY;
     for (int64_t j = 0; j < n_keys; ++j) {
+      if (mrow && j >= n_past && mrow[j - n_past] != 0.0f) {
+        scores[j] = -INFINITY;
+        continue;
+      }
       const auto* ck = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(kc.data) +
                                                          kvh * kc.nb[1] + j * kc.nb[2]);
       float s = 0;
@@ -232,6 +238,7 @@ void attention(const Tensor& dst, OpContext& ctx) {
     const float inv = static_cast<float>(1.0 / sum);
     std::fill(acc, acc + hd, 0.0f);
     for (int64_t j = 0; j < n_keys; ++j) {
+      if (scores[j] == 0.0f) continue;
       const auto* cv = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(vc.data) +
                                                          kvh * vc.nb[1] + j * vc.nb[2]);
       const float p = scores[j] * inv;
@@ -280,7 +287,7 @@ bool cpu_supports(const Tensor& node) {
     case Op::LayerNorm:
       return is_f32(node.src[0]) && is_f32(node.src[1]) && is_f32(node.src[2]);
     case Op::Attention:
-      return node.src[3]->type == DType::F16 && node.extra_src->type == DType::F16;
+      return node.src[3]->type == DType::F16 && node.src[4]->type == DType::F16 && is_f32(node.src[5]);
     case Op::None:
       return true;
   }
