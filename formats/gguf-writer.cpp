@@ -164,7 +164,9 @@ struct Writer::Impl {
       put<uint64_t>(out, offset);
       offset += t.size_bytes + padding(t.size_bytes, alignment);
     }
-    out.resize(out.size() + padding(out.size(), alignment), 0);
+    // Without tensors there is no data section to align; other writers stop here too,
+    // so tokenizer-only files copy byte for byte.
+    if (!tensors.empty()) out.resize(out.size() + padding(out.size(), alignment), 0);
     return out;
   }
 };
