@@ -100,15 +100,22 @@ class Cursor {
     return v;
   }
 
-  // `index` is for messages about array elements.
+  // `index` is for messages about array elements. Messages are built only on failure:
+  // this runs once per vocabulary entry, and vocabularies reach 250k entries.
   std::string_view read_string(const char* field, uint64_t index = kNoIndex) {
     const uint64_t at = pos_;
-    const std::string name =
-        index == kNoIndex ? std::string(field) : std::string(field) + "[" + std::to_string(index) + "]";
-    const uint64_t n = read<uint64_t>((name + " length").c_str());
+    auto name = [&] {
+      return index == kNoIndex ? std::string(field) : std::string(field) + "[" + std::to_string(index) + "]";
+    };
+    if (left() < 8)
+      fail(name() + " length at byte " + std::to_string(at) + " needs 8 bytes but only " + std::to_string(left()) +
+           " are left (file truncated?)");
+    uint64_t n;
+    std::memcpy(&n, base_ + pos_, 8);
+    pos_ += 8;
     if (n > left())
-      fail(name + " at byte " + std::to_string(at) + ": string length " + std::to_string(n) +
-           " exceeds the " + std::to_string(left()) + " bytes left in the file");
+      fail(name() + " at byte " + std::to_string(at) + ": string length " + std::to_string(n) + " exceeds the " +
+           std::to_string(left()) + " bytes left in the file");
     std::string_view s(reinterpret_cast<const char*>(base_ + pos_), n);
     pos_ += n;
     return s;
