@@ -17,9 +17,13 @@ namespace {
 
 constexpr const char* kAlignmentKey = "general.alignment";
 
+// resize + memcpy rather than insert: g++ 12 at -O3 warns falsely
+// (-Wstringop-overflow) on vector<uint8_t>::insert of a few bytes.
 void put_bytes(std::vector<uint8_t>& out, const void* p, size_t n) {
-  const uint8_t* b = static_cast<const uint8_t*>(p);
-  out.insert(out.end(), b, b + n);
+  if (n == 0) return;
+  const size_t at = out.size();
+  out.resize(at + n);
+  std::memcpy(out.data() + at, p, n);
 }
 
 template <class T>
