@@ -19,19 +19,15 @@ std::string dir_of(const std::string& path) {
   return path.substr(0, slash);
 }
 
+std::string errno_text() { return std::strerror(errno); }
+
 }  // namespace
 
 void write_file_atomic(const std::string& path,
                        const std::function<void(const std::function<void(const void*, size_t)>&)>& fill) {
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error("cannot create '" + tmp + "': " + std::strerror(errno));
-  auto fail = [&](const std::string& what) {
-    const int e = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw Error(what + " '" + tmp + "': " + std::strerror(e));
-  };
+  if (fd < 0) throw Error("cannot create '" + tmp + "': " + errno_text());
   try {
     fill([&](const void* data, size_t n) {
       const char* p = static_cast<const char*>(data);
@@ -39,31 +35,40 @@ void write_file_atomic(const std::string& path,
         const ssize_t w = ::write(fd, p, n);
         if (w < 0) {
           if (errno == EINTR) continue;
-          fail("cannot write");
+          throw Error("cannot write '" + tmp + "': " + errno_text());
         }
         p += w;
         n -= static_cast<size_t>(w);
       }
     });
+    // The rename must not become visible before the data is on disk, or a crash could
+    // leave a complete-looking name over a half-written file.
+    if (::fsync(fd) != 0) throw Error("cannot fsync '" + tmp + "': " + errno_text());
   } catch (...) {
     ::close(fd);
     ::unlink(tmp.c_str());
     throw;
   }
-  if (::fsync(fd) != 0) fail("cannot fsync");
   if (::close(fd) != 0) {
+    const std::string err = errno_text();
     ::unlink(tmp.c_str());
-    throw Error("cannot close '" + tmp + "': " + std::strerror(errno));
+    throw Error("cannot close '" + tmp + "': " + err);
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
+    const std::string err = errno_text();
     ::unlink(tmp.c_str());
-    throw Error("cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(e));
+    throw Error("cannot rename '" + tmp + "' to '" + path + "': " + err);
   }
-  const int dfd = ::open(dir_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  // Make the rename itself durable. Some file systems cannot fsync a directory (EINVAL);
+  // the file is complete either way, so only real I/O errors are reported.
+  const std::string dir = dir_of(path);
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
-    ::fsync(dfd);
+    const int rc = ::fsync(dfd);
+    const int err = errno;
     ::close(dfd);
+    if (rc != 0 && err != EINVAL && err != EROFS)
+      throw Error("cannot fsync directory '" + dir + "' after writing '" + path + "': " + std::strerror(err));
   }
 }
 

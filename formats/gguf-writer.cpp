@@ -1,15 +1,13 @@
 // GGUF v3 writer: metadata and tensor infos are encoded into one buffer up front; tensor
 // data is streamed from the caller's memory, so writing a model never copies its weights.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <limits>
 
 #include "formats/gguf.h"
+
+#include "formats/atomic-file.h"
 
 namespace xent::gguf {
 
@@ -69,31 +67,6 @@ std::optional<int64_t> encoded_int(const std::vector<uint8_t>& value) {
     case ValueType::U64: return load(uint64_t{});  // > 2^63 reads negative: rejected as not a power of two
     case ValueType::I64: return load(int64_t{});
     default: return std::nullopt;
-  }
-}
-
-std::string errno_text() { return std::strerror(errno); }
-
-// Writes all of [p, p + n) to fd, retrying short writes and EINTR.
-void write_all(int fd, const void* p, size_t n, const std::string& path) {
-  const uint8_t* b = static_cast<const uint8_t*>(p);
-  while (n > 0) {
-    const ssize_t w = ::write(fd, b, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      throw Error("gguf: writing '" + path + "': " + errno_text());
-    }
-    b += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
-void write_zeros(int fd, uint64_t n, const std::string& path) {
-  static const uint8_t zeros[4096] = {};
-  while (n > 0) {
-    const size_t chunk = static_cast<size_t>(std::min<uint64_t>(n, sizeof zeros));
-    write_all(fd, zeros, chunk, path);
-    n -= chunk;
   }
 }
 
@@ -315,46 +288,22 @@ std::vector<uint8_t> Writer::to_bytes() const {
 }
 
 void Writer::write(const std::string& path) const {
-  const std::string tmp = path + ".tmp";
-  const size_t slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error("gguf: cannot create '" + tmp + "': " + errno_text());
   try {
-    const std::vector<uint8_t> head = impl_->encode_head();
-    write_all(fd, head.data(), head.size(), tmp);
-    for (const Impl::Tensor& t : impl_->tensors) {
-      write_all(fd, t.data, t.size_bytes, tmp);
-      write_zeros(fd, padding(t.size_bytes, impl_->alignment), tmp);
-    }
-    // The rename must not become visible before the data is on disk, or a crash could
-    // leave a complete-looking name over a half-written file.
-    if (::fsync(fd) != 0) throw Error("gguf: fsync '" + tmp + "': " + errno_text());
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  if (::close(fd) != 0) {
-    const std::string err = errno_text();
-    ::unlink(tmp.c_str());
-    throw Error("gguf: closing '" + tmp + "': " + err);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string err = errno_text();
-    ::unlink(tmp.c_str());
-    throw Error("gguf: cannot rename '" + tmp + "' to '" + path + "': " + err);
-  }
-  // Make the rename itself durable. Some file systems cannot fsync a directory (EINVAL);
-  // the file is complete either way, so only real I/O errors are reported.
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    const int rc = ::fsync(dfd);
-    const int err = errno;
-    ::close(dfd);
-    if (rc != 0 && err != EINVAL && err != EROFS)
-      throw Error("gguf: fsync of directory '" + dir + "' after writing '" + path + "': " + std::strerror(err));
+    write_file_atomic(path, [&](const auto& write) {
+      const std::vector<uint8_t> head = impl_->encode_head();
+      write(head.data(), head.size());
+      static const uint8_t kZeros[256] = {};
+      for (const Impl::Tensor& t : impl_->tensors) {
+        write(t.data, t.size_bytes);
+        for (size_t pad = padding(t.size_bytes, impl_->alignment); pad > 0;) {
+          const size_t n = std::min(pad, sizeof kZeros);
+          write(kZeros, n);
+          pad -= n;
+        }
+      }
+    });
+  } catch (const Error& e) {
+    throw Error(std::string("gguf: ") + e.what());
   }
 }
 
