@@ -228,6 +228,54 @@ XENT_API int32_t xent_chat_apply_template(const xent_model* model, const char* t
                                           const xent_chat_message* messages, size_t n_messages,
                                           bool add_generation_prompt, char* buf, int32_t buf_size);
 
+/* ---- autocomplete ----------------------------------------------------------- */
+
+/* Word and phrase suggestions while someone types. The text before the last word stays
+ * in the context's KV cache between calls, so a keystroke costs only the changed tail;
+ * the candidates are expanded together as one token tree per step. */
+typedef struct xent_autocomplete xent_autocomplete;
+
+typedef struct xent_autocomplete_params {
+  int32_t n_suggestions; /* default 3 */
+  int32_t max_words;     /* default 1: finish the word (or give the next one); 2-3: a phrase */
+  float min_probability; /* default 0.02: less likely suggestions are dropped */
+  int32_t beam_width;    /* default 16: candidates kept per expansion step */
+  int32_t max_tokens;    /* default 8: tokens per suggestion, from the start of the last word */
+  const char* blocklist; /* words never suggested, separated by commas or newlines; NULL: none */
+} xent_autocomplete_params;
+
+typedef struct xent_suggestion {
+  const char* text;   /* as shown: "daily", "twice" (the typed part of the word included) */
+  const char* insert; /* the bytes to append to the text: " daily", "ce" */
+  float probability;
+} xent_suggestion;
+
+typedef struct xent_autocomplete_result {
+  const xent_suggestion* suggestions; /* most likely first */
+  int32_t n_suggestions;
+  double ms;                  /* wall time of the call */
+  int32_t n_prefix_evaluated; /* context tokens evaluated (not found in the cache) */
+  int32_t n_prefix_reused;    /* context tokens found in the cache */
+  int32_t n_tree_evaluated;   /* candidate-tree tokens evaluated */
+  int32_t n_steps;            /* tree evaluations */
+} xent_autocomplete_result;
+
+XENT_API xent_autocomplete_params xent_autocomplete_default_params(void);
+/* Uses ctx (borrowed: free the autocomplete first) for its cache; ctx may still be used
+ * for other calls in between, at the cost of re-evaluating what they changed. */
+XENT_API xent_autocomplete* xent_autocomplete_create(xent_context* ctx);
+XENT_API void xent_autocomplete_free(xent_autocomplete* ac);
+/* Suggestions for what follows text (text_len bytes). *result must be freed with
+ * xent_autocomplete_result_free. Calls on one handle from several threads are serialised;
+ * a call still waiting or running when a newer one starts returns XENT_ERROR_CANCELLED
+ * (and *result NULL), so a stale keystroke never delays the current one. */
+XENT_API xent_status xent_autocomplete_run(xent_autocomplete* ac, const char* text, int32_t text_len,
+                                           const xent_autocomplete_params* params,
+                                           xent_autocomplete_result** result);
+/* Makes the call in flight, if any, return XENT_ERROR_CANCELLED. Thread-safe. */
+XENT_API void xent_autocomplete_cancel(xent_autocomplete* ac);
+XENT_API void xent_autocomplete_result_free(xent_autocomplete_result* result);
+
 #ifdef __cplusplus
 }
 #endif

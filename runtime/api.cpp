@@ -11,28 +11,13 @@
 
 #include "formats/atomic-file.h"
 #include "formats/error.h"
+#include "runtime/api-internal.h"
 #include "runtime/chat-template.h"
 #include "runtime/context.h"
 #include "runtime/log.h"
 #include "runtime/model.h"
 #include "runtime/sampler.h"
 #include "xent.h"
-
-struct xent_model {
-  std::unique_ptr<xent::Model> model;
-  std::string architecture, description, chat_template;
-};
-
-struct xent_context {
-  const xent_model* model = nullptr;
-  std::unique_ptr<xent::Context> ctx;
-  std::vector<xent_token> tokens;  // what the KV cache holds, position by position
-  std::string backend_names;
-};
-
-struct xent_sampler {
-  std::unique_ptr<xent::Sampler> sampler;
-};
 
 namespace {
 
@@ -114,6 +99,8 @@ uint64_t fnv1a(const void* data, size_t n, uint64_t h = 1469598103934665603ull) 
 }
 
 }  // namespace
+
+void xent_api_set_error(const std::string& message) { g_last_error = message; }
 
 extern "C" {
 
