@@ -1,0 +1,439 @@
+#include "formats/hf-convert.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <regex>
+
+#include "formats/error.h"
+#include "formats/gguf.h"
+#include "formats/hf-import.h"
+#include "formats/quants.h"
+#include "formats/safetensors.h"
+
+namespace xent::hf {
+namespace {
+
+namespace st = safetensors;
+
+constexpr const char* kSupported[] = {"LlamaForCausalLM", "Qwen2ForCausalLM", "GPT2LMHeadModel", nullptr};
+
+// How a checkpoint tensor becomes a GGUF one.
+enum class Transform {
+  None,
+  PermuteQ,   // Llama q_proj: Hugging Face's half-split rotary rows -> GGUF's interleaved pairs
+  PermuteK,   // the same with the KV head count
+  Transpose,  // GPT-2 Conv1D weights are stored [in, out]; GGUF wants rows of `in`
+};
+
+struct Mapped {
+  std::string name;  // GGUF name; "" to skip the tensor
+  Transform transform = Transform::None;
+};
+
+struct Hyper {
+  std::string arch;  // GGUF architecture
+  int64_t n_vocab = 0, n_ctx = 0, n_embd = 0, n_layer = 0, n_ff = 0, n_head = 0, n_head_kv = 0, head_dim = 0;
+  double norm_eps = 1e-5, rope_base = 10000;
+  std::optional<double> rope_linear_factor;
+  bool tied = false;
+};
+
+std::string arch_of(const Config& c) {
+  if (c.architecture == "LlamaForCausalLM") return "llama";
+  if (c.architecture == "Qwen2ForCausalLM") return "qwen2";
+  if (c.architecture == "GPT2LMHeadModel") return "gpt2";
+  std::string list;
+  for (const char* const* a = kSupported; *a; ++a) list += (list.empty() ? "" : ", ") + std::string(*a);
+  throw Error("unsupported architecture '" + (c.architecture.empty() ? "(none in config.json)" : c.architecture) +
+              "' (supported: " + list + ")");
+}
+
+Hyper read_hyper(const Config& c) {
+  Hyper h;
+  h.arch = arch_of(c);
+  h.n_vocab = c.get_int({"vocab_size"});
+  if (h.arch == "gpt2") {
+    h.n_embd = c.get_int({"n_embd", "hidden_size"});
+    h.n_layer = c.get_int({"n_layer", "num_hidden_layers"});
+    h.n_head = c.get_int({"n_head", "num_attention_heads"});
+    h.n_head_kv = h.n_head;
+    h.n_ctx = c.get_int({"n_positions", "n_ctx", "max_position_embeddings"});
+    // n_inner null (the usual case) means 4 * n_embd.
+    h.n_ff = c.find_int({"n_inner"}).value_or(4 * h.n_embd);
+    h.norm_eps = c.find_float({"layer_norm_epsilon"}).value_or(1e-5);
+    h.tied = true;
+  } else {
+    h.n_embd = c.get_int({"hidden_size"});
+    h.n_layer = c.get_int({"num_hidden_layers"});
+    h.n_head = c.get_int({"num_attention_heads"});
+    h.n_head_kv = c.find_int({"num_key_value_heads"}).value_or(h.n_head);
+    h.n_ctx = c.get_int({"max_position_embeddings"});
+    h.n_ff = c.get_int({"intermediate_size"});
+    h.norm_eps = c.find_float({"rms_norm_eps"}).value_or(1e-6);
+    h.rope_base = c.find_float({"rope_theta"}).value_or(10000.0);
+    h.tied = c.get_bool_or("tie_word_embeddings", false);
+    if (c.json.contains("rope_scaling") && c.json["rope_scaling"].is_object()) {
+      const auto& rs = c.json["rope_scaling"];
+      const std::string type = rs.value("rope_type", rs.value("type", ""));
+      if (type == "linear" && rs.contains("factor") && rs["factor"].is_number())
+        h.rope_linear_factor = rs["factor"].get<double>();
+      else if (!type.empty() && type != "default")
+        throw Error("config.json: rope_scaling type '" + type + "' is not supported");
+    }
+  }
+  for (int64_t v : {h.n_vocab, h.n_embd, h.n_layer, h.n_head, h.n_head_kv, h.n_ctx, h.n_ff})
+    if (v <= 0 || v > (int64_t{1} << 32)) throw Error("config.json: a size is out of range (" + std::to_string(v) + ")");
+  if (h.n_embd % h.n_head != 0 || h.n_head % h.n_head_kv != 0)
+    throw Error("config.json: hidden size " + std::to_string(h.n_embd) + " and head counts " + std::to_string(h.n_head) +
+                "/" + std::to_string(h.n_head_kv) + " are inconsistent");
+  h.head_dim = c.find_int({"head_dim"}).value_or(h.n_embd / h.n_head);
+  if (h.head_dim <= 0 || h.head_dim % 2 != 0) throw Error("config.json: head_dim must be even and positive");
+  return h;
+}
+
+// Hugging Face name -> GGUF name. Unknown names are an error, so no weight is ever
+// dropped silently.
+Mapped map_name(const Hyper& h, std::string name) {
+  static const std::regex layer_re(R"(^(?:model\.layers|h)\.(\d+)\.(.+)$)");
+  if (h.arch == "gpt2") {
+    if (name.rfind("transformer.", 0) == 0) name = name.substr(12);
+    if (name == "wte.weight") return {"token_embd.weight"};
+    if (name == "wpe.weight") return {"position_embd.weight"};
+    if (name == "ln_f.weight") return {"output_norm.weight"};
+    if (name == "ln_f.bias") return {"output_norm.bias"};
+    if (name == "lm_head.weight") return {"output.weight"};
+    std::smatch m;
+    if (std::regex_match(name, m, layer_re)) {
+      const std::string p = "blk." + m[1].str() + ".", rest = m[2].str();
+      // The causal-mask buffers some exports include are not weights.
+      if (rest == "attn.bias" || rest == "attn.masked_bias") return {""};
+      static const std::map<std::string, std::string> table = {
+          {"ln_1", "attn_norm"}, {"attn.c_attn", "attn_qkv"}, {"attn.c_proj", "attn_output"},
+          {"ln_2", "ffn_norm"},  {"mlp.c_fc", "ffn_up"},      {"mlp.c_proj", "ffn_down"}};
+      const size_t dot = rest.rfind('.');
+      if (dot != std::string::npos) {
+        const std::string stem = rest.substr(0, dot), kind = rest.substr(dot + 1);
+        auto it = table.find(stem);
+        if (it != table.end() && (kind == "weight" || kind == "bias")) {
+          const bool conv1d = kind == "weight" && stem.find('.') != std::string::npos;
+          return {p + it->second + "." + kind, conv1d ? Transform::Transpose : Transform::None};
+        }
+      }
+    }
+  } else {
+    if (name == "model.embed_tokens.weight") return {"token_embd.weight"};
+    if (name == "model.norm.weight") return {"output_norm.weight"};
+    if (name == "lm_head.weight") return {"output.weight"};
+    std::smatch m;
+    if (std::regex_match(name, m, layer_re)) {
+      const std::string p = "blk." + m[1].str() + ".", rest = m[2].str();
+      if (rest == "self_attn.rotary_emb.inv_freq") return {""};  // recomputed from rope_theta
+      const bool llama = h.arch == "llama";
+      if (rest == "self_attn.q_proj.weight") return {p + "attn_q.weight", llama ? Transform::PermuteQ : Transform::None};
+      if (rest == "self_attn.k_proj.weight") return {p + "attn_k.weight", llama ? Transform::PermuteK : Transform::None};
+      // Qwen2 rotates NeoX-style (half split) at run time, so its Q/K keep the HF layout.
+      static const std::map<std::string, std::string> table = {
+          {"input_layernorm.weight", "attn_norm.weight"},
+          {"self_attn.q_proj.bias", "attn_q.bias"},
+          {"self_attn.k_proj.bias", "attn_k.bias"},
+          {"self_attn.v_proj.weight", "attn_v.weight"},
+          {"self_attn.v_proj.bias", "attn_v.bias"},
+          {"self_attn.o_proj.weight", "attn_output.weight"},
+          {"post_attention_layernorm.weight", "ffn_norm.weight"},
+          {"mlp.gate_proj.weight", "ffn_gate.weight"},
+          {"mlp.up_proj.weight", "ffn_up.weight"},
+          {"mlp.down_proj.weight", "ffn_down.weight"}};
+      auto it = table.find(rest);
+      if (it != table.end()) return {p + it->second};
+    }
+  }
+  throw Error("checkpoint tensor '" + name + "' has no GGUF name for architecture " + h.arch);
+}
+
+// Llama rotary layout: within each head, Hugging Face stores the rows of the first
+// rotary halves, then the second halves; GGUF (GPT-J style rotation) wants them paired.
+void permute_rows(std::vector<float>& w, int64_t n_rows, int64_t n_cols, int64_t n_heads) {
+  if (n_rows % n_heads != 0 || (n_rows / n_heads) % 2 != 0)
+    throw Error("cannot permute " + std::to_string(n_rows) + " rows into " + std::to_string(n_heads) + " rotary heads");
+  const int64_t hd = n_rows / n_heads, half = hd / 2;
+  std::vector<float> out(w.size());
+  for (int64_t h = 0; h < n_heads; ++h)
+    for (int64_t i = 0; i < 2; ++i)
+      for (int64_t j = 0; j < half; ++j)
+        std::memcpy(&out[(h * hd + 2 * j + i) * n_cols], &w[(h * hd + i * half + j) * n_cols],
+                    static_cast<size_t>(n_cols) * sizeof(float));
+  w.swap(out);
+}
+
+void transpose(std::vector<float>& w, int64_t rows, int64_t cols) {
+  std::vector<float> out(w.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[c * rows + r] = w[r * cols + c];
+  w.swap(out);
+}
+
+std::vector<uint8_t> encode(const std::vector<float>& f, DType type, int64_t row) {
+  const int64_t n = static_cast<int64_t>(f.size());
+  std::vector<uint8_t> out(dtype_row_bytes(type, row) * static_cast<size_t>(n / row));
+  switch (type) {
+    case DType::F32:
+      std::memcpy(out.data(), f.data(), out.size());
+      break;
+    case DType::F16:
+    case DType::BF16: {
+      uint16_t* o = reinterpret_cast<uint16_t*>(out.data());
+      for (int64_t i = 0; i < n; ++i) o[i] = type == DType::F16 ? f32_to_fp16(f[i]) : f32_to_bf16(f[i]);
+      break;
+    }
+    default:
+      quantize_rows(type, f.data(), out.data(), n / row, row);
+  }
+  return out;
+}
+
+uint32_t file_type_of(DType t) {
+  switch (t) {
+    case DType::F32: return 0;
+    case DType::F16: return 1;
+    case DType::Q8_0: return 7;
+    case DType::BF16: return 32;
+    default: throw Error("no file type for " + std::string(dtype_name(t)));
+  }
+}
+
+}  // namespace
+
+const char* const* supported_architectures() { return kSupported; }
+
+bool tensor_name_order(const std::string& a, const std::string& b) {
+  auto key = [](const std::string& n) -> std::pair<long long, std::string> {
+    if (n.rfind("blk.", 0) != 0) return {-1, n};
+    const size_t dot = n.find('.', 4);
+    long long layer = 0;
+    for (size_t i = 4; i < dot && i < n.size(); ++i) {
+      if (n[i] < '0' || n[i] > '9' || layer > (1ll << 40)) return {-1, n};  // not blk.<number>.
+      layer = layer * 10 + (n[i] - '0');
+    }
+    return {layer, dot == std::string::npos ? std::string() : n.substr(dot + 1)};
+  };
+  return key(a) < key(b);
+}
+
+ConvertResult convert_checkpoint(const ConvertParams& p) {
+  namespace fs = std::filesystem;
+  auto log = [&](const std::string& s) {
+    if (p.log) p.log(s);
+  };
+  if (!fs::is_directory(p.dir)) throw Error("'" + p.dir + "' is not a folder");
+  const Config config = Config::load(p.dir);
+  const Hyper h = read_hyper(config);
+  std::unique_ptr<st::Checkpoint> ckpt = st::Checkpoint::open_dir(p.dir);
+
+  // Gather and check every tensor before converting any.
+  struct Item {
+    std::string name;
+    const st::TensorView* src;
+    Transform transform;
+    std::vector<int64_t> ne;  // GGUF order
+  };
+  std::vector<Item> items;
+  for (const st::TensorView* t : ckpt->tensors()) {
+    const Mapped m = map_name(h, t->name);
+    if (m.name.empty()) continue;
+    if (t->shape.empty() || t->shape.size() > 2)
+      throw Error("tensor '" + t->name + "' has " + std::to_string(t->shape.size()) + " dimensions (1 or 2 expected)");
+    Item it{m.name, t, m.transform, {}};
+    std::vector<int64_t> shape = t->shape;
+    if (m.transform == Transform::Transpose) {
+      if (shape.size() != 2) throw Error("tensor '" + t->name + "' should be 2-D");
+      std::swap(shape[0], shape[1]);
+    }
+    it.ne.assign(shape.rbegin(), shape.rend());
+    items.push_back(std::move(it));
+  }
+  // Expected shapes, so that a wrong checkpoint fails here rather than at load time.
+  const int64_t d = h.n_embd, q = h.n_head * h.head_dim, kv = h.n_head_kv * h.head_dim;
+  std::map<std::string, std::vector<int64_t>> want = {{"token_embd.weight", {d, h.n_vocab}}, {"output_norm.weight", {d}}};
+  if (h.arch == "gpt2") {
+    want["position_embd.weight"] = {d, h.n_ctx};
+    want["output_norm.bias"] = {d};
+  }
+  for (int64_t l = 0; l < h.n_layer; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    want[b + "attn_norm.weight"] = {d};
+    want[b + "ffn_norm.weight"] = {d};
+    want[b + "ffn_up.weight"] = {d, h.n_ff};
+    want[b + "ffn_down.weight"] = {h.n_ff, d};
+    if (h.arch == "gpt2") {
+      for (const char* n : {"attn_norm.bias", "ffn_norm.bias", "attn_output.bias", "ffn_down.bias"}) want[b + n] = {d};
+      want[b + "attn_qkv.weight"] = {d, 3 * d};
+      want[b + "attn_qkv.bias"] = {3 * d};
+      want[b + "attn_output.weight"] = {d, d};
+      want[b + "ffn_up.bias"] = {h.n_ff};
+    } else {
+      want[b + "attn_q.weight"] = {d, q};
+      want[b + "attn_k.weight"] = {d, kv};
+      want[b + "attn_v.weight"] = {d, kv};
+      want[b + "attn_output.weight"] = {q, d};
+      want[b + "ffn_gate.weight"] = {d, h.n_ff};
+      if (h.arch == "qwen2") {
+        want[b + "attn_q.bias"] = {q};
+        want[b + "attn_k.bias"] = {kv};
+        want[b + "attn_v.bias"] = {kv};
+      }
+    }
+  }
+  bool has_output = false;
+  for (const Item& it : items) {
+    if (it.name == "output.weight") {
+      has_output = true;
+      if (it.ne != std::vector<int64_t>{d, h.n_vocab}) throw Error("tensor 'output.weight' has the wrong shape");
+      continue;
+    }
+    auto w = want.find(it.name);
+    if (w == want.end()) throw Error("unexpected tensor '" + it.name + "' (from '" + it.src->name + "')");
+    if (w->second != it.ne) {
+      std::string s;
+      for (int64_t v : it.ne) s += (s.empty() ? "" : ", ") + std::to_string(v);
+      throw Error("tensor '" + it.src->name + "' has shape [" + s + "] (GGUF order), not what config.json implies");
+    }
+    want.erase(w);
+  }
+  if (!want.empty()) throw Error("checkpoint lacks tensor '" + want.begin()->first + "'");
+  if (!has_output && !h.tied)
+    throw Error("checkpoint has no lm_head.weight and config.json does not tie the embeddings");
+  // GPT-2 GGUF files carry the output matrix explicitly, as a copy of the embedding.
+  if (!has_output && h.arch == "gpt2") {
+    for (const Item& it : items)
+      if (it.name == "token_embd.weight") {
+        Item copy = it;
+        copy.name = "output.weight";
+        items.push_back(copy);
+        break;
+      }
+  }
+  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return tensor_name_order(a.name, b.name); });
+
+  // The output type of the 2-D weights.
+  DType main = DType::F16;
+  if (p.outtype == "auto") {
+    const st::TensorView* first = nullptr;
+    for (const Item& it : items)
+      if (it.ne.size() == 2) {
+        first = it.src;
+        break;
+      }
+    main = first && first->type == st::ElemType::BF16 ? DType::BF16 : DType::F16;
+  } else if (p.outtype == "f32") {
+    main = DType::F32;
+  } else if (p.outtype == "f16") {
+    main = DType::F16;
+  } else if (p.outtype == "bf16") {
+    main = DType::BF16;
+  } else if (p.outtype == "q8_0") {
+    main = DType::Q8_0;
+  } else {
+    throw Error("unknown output type '" + p.outtype + "' (f32, f16, bf16, q8_0, auto)");
+  }
+
+  const Vocab vocab = read_vocab(p.dir, config, h.n_vocab, h.arch == "qwen2" ? "qwen2" : "", p.pre);
+  if (static_cast<int64_t>(vocab.tokens.size()) != h.n_vocab)
+    throw Error("the tokenizer has " + std::to_string(vocab.tokens.size()) + " tokens but vocab_size is " +
+                std::to_string(h.n_vocab));
+
+  gguf::Writer w;
+  const std::string& a = h.arch;
+  w.set_string("general.architecture", a);
+  std::string name = p.name;
+  if (name.empty()) {
+    name = fs::path(p.dir).lexically_normal().filename().string();
+    if (name.empty()) name = fs::path(p.dir).lexically_normal().parent_path().filename().string();
+    // The folder's precision suffix describes the checkpoint, not the model.
+    for (const char* sfx : {"-f16", "-bf16", "-f32", "-fp16", "-fp32"}) {
+      const std::string s(sfx);
+      if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) {
+        name.resize(name.size() - s.size());
+        break;
+      }
+    }
+  }
+  w.set_string("general.name", name);
+  w.set_u32(a + ".context_length", static_cast<uint32_t>(h.n_ctx));
+  w.set_u32(a + ".embedding_length", static_cast<uint32_t>(h.n_embd));
+  w.set_u32(a + ".block_count", static_cast<uint32_t>(h.n_layer));
+  w.set_u32(a + ".feed_forward_length", static_cast<uint32_t>(h.n_ff));
+  w.set_u32(a + ".attention.head_count", static_cast<uint32_t>(h.n_head));
+  if (a == "gpt2") {
+    w.set_f32(a + ".attention.layer_norm_epsilon", static_cast<float>(h.norm_eps));
+  } else {
+    w.set_u32(a + ".attention.head_count_kv", static_cast<uint32_t>(h.n_head_kv));
+    w.set_u32(a + ".rope.dimension_count", static_cast<uint32_t>(h.head_dim));
+    if (h.head_dim != h.n_embd / h.n_head) {
+      w.set_u32(a + ".attention.key_length", static_cast<uint32_t>(h.head_dim));
+      w.set_u32(a + ".attention.value_length", static_cast<uint32_t>(h.head_dim));
+    }
+    w.set_u32(a + ".vocab_size", static_cast<uint32_t>(h.n_vocab));
+    w.set_f32(a + ".attention.layer_norm_rms_epsilon", static_cast<float>(h.norm_eps));
+    w.set_f32(a + ".rope.freq_base", static_cast<float>(h.rope_base));
+    if (h.rope_linear_factor) {
+      w.set_string(a + ".rope.scaling.type", "linear");
+      w.set_f32(a + ".rope.scaling.factor", static_cast<float>(*h.rope_linear_factor));
+    }
+  }
+  w.set_string("tokenizer.ggml.model", vocab.model);
+  w.set_string("tokenizer.ggml.pre", vocab.pre);
+  w.set_string_array("tokenizer.ggml.tokens", vocab.tokens);
+  w.set_i32_array("tokenizer.ggml.token_type", vocab.token_types);
+  w.set_string_array("tokenizer.ggml.merges", vocab.merges);
+  if (vocab.bos) w.set_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(*vocab.bos));
+  if (vocab.eos) w.set_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(*vocab.eos));
+  if (vocab.eot) w.set_u32("tokenizer.ggml.eot_token_id", static_cast<uint32_t>(*vocab.eot));
+  if (vocab.unk) w.set_u32("tokenizer.ggml.unknown_token_id", static_cast<uint32_t>(*vocab.unk));
+  if (vocab.pad) w.set_u32("tokenizer.ggml.padding_token_id", static_cast<uint32_t>(*vocab.pad));
+  if (vocab.add_bos) w.set_bool("tokenizer.ggml.add_bos_token", *vocab.add_bos);
+  if (vocab.add_eos) w.set_bool("tokenizer.ggml.add_eos_token", *vocab.add_eos);
+  if (!vocab.chat_template.empty()) w.set_string("tokenizer.chat_template", vocab.chat_template);
+  w.set_u32("general.quantization_version", 2);
+  w.set_u32("general.file_type", file_type_of(main));
+
+  ConvertResult r;
+  r.arch = a;
+  r.hf_arch = config.architecture;
+  r.type = main;
+  std::deque<std::vector<uint8_t>> buffers;  // must outlive w.write()
+  for (const Item& it : items) {
+    // 1-D tensors (norms, biases) and GPT-2's position table stay F32, as in the files
+    // users already have; q8_0 needs rows that are whole blocks.
+    DType type = main;
+    if (it.ne.size() == 1 || it.name == "position_embd.weight") type = DType::F32;
+    if (type == DType::Q8_0 && it.ne[0] % dtype_block_elems(DType::Q8_0) != 0) type = DType::F16;
+
+    std::vector<float> f(static_cast<size_t>(it.src->n_elements()));
+    st::to_f32(*it.src, f.data());
+    const int64_t rows = it.ne.size() == 2 ? it.ne[1] : 1, cols = it.ne[0];
+    switch (it.transform) {
+      case Transform::PermuteQ: permute_rows(f, rows, cols, h.n_head); break;
+      case Transform::PermuteK: permute_rows(f, rows, cols, h.n_head_kv); break;
+      case Transform::Transpose: transpose(f, cols, rows); break;  // source is [cols][rows]
+      case Transform::None: break;
+    }
+    buffers.push_back(encode(f, type, cols));
+    w.add_tensor(it.name, type, it.ne, buffers.back().data(), buffers.back().size());
+    r.n_params += static_cast<uint64_t>(it.src->n_elements());
+    r.tensor_bytes += buffers.back().size();
+    ++r.n_tensors;
+    std::string shape;
+    for (int64_t v : it.ne) shape += (shape.empty() ? "" : ", ") + std::to_string(v);
+    log(it.src->name + " -> " + it.name + " [" + shape + "] " + st::elem_type_name(it.src->type) + " -> " +
+        dtype_name(type));
+  }
+  w.write(p.output);
+  return r;
+}
+
+}  // namespace xent::hf

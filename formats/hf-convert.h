@@ -1,0 +1,41 @@
+// Converting a Hugging Face checkpoint folder (safetensors + config + tokenizer) to a
+// GGUF file with the tensor names, metadata keys and layouts other GGUF readers expect.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "formats/dtype.h"
+
+namespace xent::hf {
+
+struct ConvertParams {
+  std::string dir;          // the checkpoint folder
+  std::string output;       // the GGUF file to write (atomically)
+  std::string outtype = "auto";  // auto | f32 | f16 | bf16 | q8_0 (auto: the checkpoint's float type)
+  std::string pre;          // tokenizer.ggml.pre override ("" : detect)
+  std::string name;         // general.name ("" : the folder's name)
+  std::function<void(const std::string&)> log;  // progress lines (may be empty)
+};
+
+struct ConvertResult {
+  std::string arch;         // GGUF architecture name
+  std::string hf_arch;      // config.json architectures[0]
+  DType type = DType::F16;  // the type of the 2-D weights
+  size_t n_tensors = 0;
+  uint64_t n_params = 0;
+  uint64_t tensor_bytes = 0;
+};
+
+// The config.json architectures this converter knows, e.g. "LlamaForCausalLM".
+const char* const* supported_architectures();  // null-terminated
+
+// The tensor order GGUF producers use: tensors outside blocks by name, then each block
+// (blk.N.*) in numeric order, its tensors by name. `xent quantize` writes this order too.
+bool tensor_name_order(const std::string& a, const std::string& b);
+
+// Throws xent::Error naming the problem: unsupported architecture (listing the supported
+// ones), missing/mis-shaped tensors, a bad tokenizer, malformed safetensors.
+ConvertResult convert_checkpoint(const ConvertParams& params);
+
+}  // namespace xent::hf
