@@ -1,0 +1,164 @@
+// `xent serve`, shared between its files: serve.cpp (HTTP routes, auth, limits),
+// serve-openai.cpp (request validation, response JSON), serve-slots.cpp (contexts, queue).
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common.h"
+
+namespace xent::app::serve {
+
+using json = nlohmann::json;
+
+struct Options {
+  ModelOptions model;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string api_key;
+  int parallel = 1;               // slots: requests evaluated at the same time
+  int max_queue = 16;             // requests waiting for a slot beyond that: 503
+  size_t max_body_bytes = 1 << 20;
+  int max_tokens_limit = 2048;    // the largest max_tokens a request may ask for
+  int queue_timeout_s = 120;      // a request waits this long for a slot at most
+  std::string alias;              // the model id in /v1/models (default: the file name)
+};
+
+// A client mistake or a refusal, reported as {"error": {"message", "type", "code"}}.
+struct ApiError : std::runtime_error {
+  int status;
+  std::string type, code;
+  ApiError(int status_, std::string type_, const std::string& message, std::string code_ = "")
+      : std::runtime_error(message), status(status_), type(std::move(type_)), code(std::move(code_)) {}
+};
+json error_body(const std::string& message, const std::string& type, const std::string& code = "");
+ApiError bad_request(const std::string& message, const std::string& code = "");
+
+// ---- requests (serve-openai.cpp) ----------------------------------------------------
+
+struct ServerInfo {
+  xent_model* model = nullptr;
+  std::string model_id;
+  int32_t n_ctx = 0;
+  int max_tokens_limit = 2048;
+};
+
+struct GenerationRequest {
+  std::string prompt;       // the full text given to the model (the chat template applied)
+  int32_t n_prompt = 0;     // its tokens
+  int max_tokens = 0;
+  xent_sampler_params sampling{};
+  std::vector<std::string> stop;
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  bool chat = false;
+};
+
+struct AutocompleteRequest {
+  std::string text;
+  std::string session;  // requests of one session cancel that session's older ones
+  xent_autocomplete_params params{};
+  std::string blocklist;  // params.blocklist points here
+};
+
+// Throw ApiError on wrong types, out-of-range values, an unknown model, a prompt that
+// does not fit the context.
+GenerationRequest parse_completion_request(const json& body, const ServerInfo& info);
+GenerationRequest parse_chat_request(const json& body, const ServerInfo& info);
+AutocompleteRequest parse_autocomplete_request(const json& body);
+
+// ---- generation on a slot (serve-slots.cpp) ---------------------------------------
+
+struct GenerationResult {
+  std::string text;
+  std::string finish_reason = "stop";  // "stop" (end token or stop string) or "length"
+  int32_t n_prompt = 0, n_completion = 0;
+  int32_t n_cached = 0;  // prompt tokens found in the cache
+  double prompt_ms = 0, generate_ms = 0;
+};
+
+// ---- responses (serve-openai.cpp) --------------------------------------------------
+
+json completion_response(const GenerationRequest& req, const GenerationResult& r, const ServerInfo& info,
+                         const std::string& id);
+// One streamed chunk: delta text, or the last one (finish_reason set, text empty).
+json stream_chunk(const GenerationRequest& req, const std::string& delta, const std::string* finish_reason,
+                  const ServerInfo& info, const std::string& id, bool first);
+json usage_json(const GenerationResult& r);
+json timings_json(const GenerationResult& r);
+std::string new_request_id(bool chat);
+
+// ---- slots (serve-slots.cpp) -------------------------------------------------------
+
+// One inference session: a context (its own KV cache) and an autocomplete engine on it.
+struct Slot {
+  int id = 0;
+  xent_context* ctx = nullptr;
+  xent_autocomplete* ac = nullptr;
+  std::string cached_text;     // the text the cache was last filled from
+  bool busy = false;
+  std::string session;         // the autocomplete session running here, if any
+};
+
+class SlotPool {
+ public:
+  // Throws std::runtime_error when a context cannot be created.
+  SlotPool(xent_model* model, const ModelOptions& o, int n_slots, int max_queue);
+  ~SlotPool();
+  SlotPool(const SlotPool&) = delete;
+  SlotPool& operator=(const SlotPool&) = delete;
+
+  // A slot held until the lease is destroyed.
+  class Lease {
+   public:
+    Lease(SlotPool* pool, Slot* slot) : pool_(pool), slot_(slot) {}
+    ~Lease();
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Slot& slot() { return *slot_; }
+
+   private:
+    SlotPool* pool_;
+    Slot* slot_;
+  };
+  // Waits for a free slot, preferring the one whose cache holds the longest prefix of
+  // `text`. Throws ApiError 503 when the queue is full or the wait times out.
+  std::unique_ptr<Lease> acquire(const std::string& text, std::chrono::milliseconds timeout);
+
+  // Autocomplete sessions: begin() returns this request's number and cancels the
+  // session's run in flight; current() says whether a newer request came since.
+  uint64_t session_begin(const std::string& session);
+  bool session_current(const std::string& session, uint64_t seq);
+  void session_running(Slot& slot, const std::string& session);
+
+  int n_slots() const { return static_cast<int>(slots_.size()); }
+  int n_busy();
+  int n_waiting();
+
+ private:
+  void release(Slot* slot);
+  std::vector<std::unique_ptr<Slot>> slots_;
+  std::mutex mutex_;
+  std::condition_variable freed_;
+  int waiting_ = 0;
+  int max_queue_ = 0;
+  std::map<std::string, uint64_t> sessions_;
+  uint64_t session_seq_ = 0;
+};
+
+// Runs a generation on the slot. on_text gets each piece of text that is final (stop
+// strings held back, UTF-8 complete); returning false stops (client gone). Throws
+// ApiError on evaluation failures.
+GenerationResult generate(Slot& slot, const GenerationRequest& req,
+                          const std::function<bool(const std::string&)>& on_text);
+
+}  // namespace xent::app::serve
