@@ -1,0 +1,57 @@
+// Chat templates: renders a conversation into the prompt text a model was trained on, from
+// the Jinja2 source stored in GGUF's `tokenizer.chat_template` or a built-in by family name.
+#pragma once
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace xent {
+
+namespace jinja {
+struct Template;
+}
+
+struct ChatMessage {
+  std::string role;
+  std::string content;
+};
+
+// Renders like Hugging Face's apply_chat_template: Jinja2 with trim_blocks and lstrip_blocks
+// on, loop controls (break/continue), raise_exception, strftime_now and a tojson without HTML
+// escaping. Rendering is const and keeps no state, so one template serves many threads.
+class ChatTemplate {
+ public:
+  // Parses once; throws xent::Error ("chat template: unsupported construct 'include' at
+  // line 3, column 5") on a syntax error, an unknown filter or test, or an unsupported tag.
+  static std::unique_ptr<ChatTemplate> parse(std::string_view source);
+  ~ChatTemplate();
+
+  // Variables: messages, add_generation_prompt, bos_token, eos_token, and those in `extra`
+  // (tools, date_string, ...). Throws xent::Error on a runtime error; for raise_exception(msg)
+  // the error text contains msg.
+  std::string render(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                     const std::string& bos_token, const std::string& eos_token,
+                     const nlohmann::json& extra = nlohmann::json::object()) const;
+  // Full control: `context` is a JSON object whose members become the template's variables.
+  // Keys of JSON objects are seen in nlohmann::json's (sorted) order.
+  std::string render_json(const nlohmann::json& context) const;
+
+ private:
+  ChatTemplate() = default;
+  std::unique_ptr<jinja::Template> tmpl_;
+};
+
+// Built-in templates for --chat-template: "chatml", "llama2", "llama3", "mistral", "gemma",
+// "phi3", "zephyr", "smollm2", "qwen2". Returns the Jinja source; throws xent::Error listing
+// the valid names if `name` is unknown.
+std::string builtin_chat_template(std::string_view name);
+std::vector<std::string> builtin_chat_template_names();
+
+// Guesses the family of a template source from its marker tokens, e.g. "chatml", "llama3";
+// "" when none matches.
+std::string detect_chat_template_family(std::string_view source);
+
+}  // namespace xent
