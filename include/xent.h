@@ -163,13 +163,17 @@ XENT_API xent_status xent_decode(xent_context* ctx, const xent_token* tokens, in
 XENT_API const float* xent_get_logits(xent_context* ctx);
 XENT_API const float* xent_get_logits_ith(xent_context* ctx, int32_t i);
 
-/* Session state: the tokens in the cache and the cache itself, to a file written
- * atomically (temp file, fsync, rename) and read back with checks. */
-XENT_API xent_status xent_state_save(xent_context* ctx, const char* path, const xent_token* tokens,
-                                     int32_t n_tokens);
-/* Reads tokens into tokens[n_max]; *n_out receives the count. */
-XENT_API xent_status xent_state_load(xent_context* ctx, const char* path, xent_token* tokens,
-                                     int32_t n_max, int32_t* n_out);
+/* Session state: the cache and the tokens it holds, plus an application blob (e.g. the
+ * conversation), in one file written atomically (temp file, fsync, rename), versioned
+ * and checksummed; loading checks it was saved with the same model. */
+XENT_API xent_status xent_state_save(xent_context* ctx, const char* path, const void* app_data,
+                                     size_t app_bytes);
+/* Restores the cache and copies the application blob into app_data (capacity bytes);
+ * *app_bytes receives its size. With a short buffer, returns
+ * XENT_ERROR_BUFFER_TOO_SMALL, sets *app_bytes and changes nothing (call with
+ * capacity 0 to ask for the size). */
+XENT_API xent_status xent_state_load(xent_context* ctx, const char* path, void* app_data,
+                                     size_t capacity, size_t* app_bytes);
 
 /* ---- sampling --------------------------------------------------------------- */
 

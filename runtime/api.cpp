@@ -370,11 +370,11 @@ const float* xent_get_logits_ith(xent_context* c, int32_t i) {
   return out;
 }
 
-// Session file: magic, version, a fingerprint of the model, the tokens, the cache rows
-// of those tokens, and a checksum of everything before it.
-xent_status xent_state_save(xent_context* c, const char* path, const xent_token* tokens, int32_t n_tokens) {
+// Session file: magic, version, a fingerprint of the model, the cached tokens, their
+// cache rows, the application blob, and a checksum of everything before it.
+xent_status xent_state_save(xent_context* c, const char* path, const void* app_data, size_t app_bytes) {
   return guarded([&] {
-    if (!c || !path || n_tokens < 0 || (!tokens && n_tokens > 0))
+    if (!c || !path || (!app_data && app_bytes > 0))
       return fail(XENT_ERROR_INVALID_ARGUMENT, "xent_state_save: invalid argument");
     const int32_t n_pos = c->ctx->n_past();
     const std::vector<uint8_t> kv = c->ctx->kv_cache().save(n_pos);
@@ -384,17 +384,18 @@ xent_status xent_state_save(xent_context* c, const char* path, const xent_token*
     auto put = [&](const void* p, size_t n) {
       bytes.insert(bytes.end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n);
     };
+    const uint64_t app_size = app_bytes, kv_bytes = kv.size();
     put(kStateMagic, 8);
     put(&kStateVersion, 4);
     put(&fingerprint, 8);
-    put(&n_tokens, 4);
-    put(tokens, sizeof(xent_token) * static_cast<size_t>(n_tokens));
+    std::vector<xent_token> cached = c->tokens;
+    cached.resize(static_cast<size_t>(n_pos), -1);  // -1: a row evaluated outside this API
     put(&n_pos, 4);
-    const std::vector<xent_token>& cached = c->tokens;
     put(cached.data(), sizeof(xent_token) * cached.size());
-    const uint64_t kv_bytes = kv.size();
     put(&kv_bytes, 8);
     put(kv.data(), kv.size());
+    put(&app_size, 8);
+    put(app_data, app_bytes);
     const uint64_t sum = fnv1a(bytes.data(), bytes.size());
     put(&sum, 8);
     xent::write_file_atomic(path, [&](const auto& write) { write(bytes.data(), bytes.size()); });
@@ -402,63 +403,62 @@ xent_status xent_state_save(xent_context* c, const char* path, const xent_token*
   });
 }
 
-xent_status xent_state_load(xent_context* c, const char* path, xent_token* tokens, int32_t n_max, int32_t* n_out) {
+xent_status xent_state_load(xent_context* c, const char* path, void* app_data, size_t capacity, size_t* app_bytes) {
   return guarded([&] {
-    if (!c || !path || n_max < 0 || (!tokens && n_max > 0))
+    if (!c || !path || (!app_data && capacity > 0))
       return fail(XENT_ERROR_INVALID_ARGUMENT, "xent_state_load: invalid argument");
     std::ifstream in(path, std::ios::binary);
     if (!in) return fail(XENT_ERROR_IO, std::string("cannot open '") + path + "'");
     std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    size_t at = 0;
-    auto get = [&](void* p, size_t n) {
-      if (n > bytes.size() - at) throw xent::Error(std::string("session file '") + path + "' is truncated");
-      std::memcpy(p, bytes.data() + at, n);
-      at += n;
-    };
-    if (bytes.size() < 8 + 8) return fail(XENT_ERROR_INVALID_FILE, std::string("'") + path + "' is not a session file");
+    const std::string name = std::string("session file '") + path + "'";
+    if (bytes.size() < 8 + 4 + 8 + 4 + 8 + 8 + 8) return fail(XENT_ERROR_INVALID_FILE, name + " is too short");
     uint64_t sum = 0;
     std::memcpy(&sum, bytes.data() + bytes.size() - 8, 8);
     if (fnv1a(bytes.data(), bytes.size() - 8) != sum)
-      return fail(XENT_ERROR_INVALID_FILE, std::string("session file '") + path + "' is corrupt (checksum)");
+      return fail(XENT_ERROR_INVALID_FILE, name + " is corrupt (checksum mismatch)");
     bytes.resize(bytes.size() - 8);
+    size_t at = 0;
+    auto get = [&](void* p, size_t n) {
+      if (n > bytes.size() - at) throw xent::Error(name + " is truncated");
+      std::memcpy(p, bytes.data() + at, n);
+      at += n;
+    };
     char magic[8];
     get(magic, 8);
     uint32_t version = 0;
     get(&version, 4);
-    if (std::memcmp(magic, kStateMagic, 8) != 0 || version != kStateVersion)
-      return fail(XENT_ERROR_INVALID_FILE, std::string("'") + path + "' is not a version-1 xent session file");
+    if (std::memcmp(magic, kStateMagic, 8) != 0) return fail(XENT_ERROR_INVALID_FILE, name + " is not a session file");
+    if (version != kStateVersion)
+      return fail(XENT_ERROR_UNSUPPORTED, name + " has version " + std::to_string(version) + ", this build reads " +
+                                              std::to_string(kStateVersion));
     uint64_t fingerprint = 0;
     get(&fingerprint, 8);
     if (fingerprint != fnv1a(c->model->description.data(), c->model->description.size(),
                              xent_model_size_bytes(c->model)))
-      return fail(XENT_ERROR_INVALID_FILE, std::string("session file '") + path + "' was saved with another model");
-    int32_t n_tok = 0;
-    get(&n_tok, 4);
-    if (n_tok < 0 || static_cast<size_t>(n_tok) > (bytes.size() - at) / 4)
-      return fail(XENT_ERROR_INVALID_FILE, "session file: bad token count");
-    std::vector<xent_token> user(static_cast<size_t>(n_tok));
-    get(user.data(), user.size() * 4);
+      return fail(XENT_ERROR_INVALID_FILE, name + " was saved with another model");
     int32_t n_pos = 0;
     get(&n_pos, 4);
-    if (n_pos < 0 || n_pos > c->ctx->n_ctx() || static_cast<size_t>(n_pos) > (bytes.size() - at) / 4)
-      return fail(XENT_ERROR_CONTEXT_FULL, "session file holds " + std::to_string(n_pos) +
-                                               " positions, more than this context's " +
-                                               std::to_string(c->ctx->n_ctx()));
+    if (n_pos < 0 || n_pos > c->ctx->n_ctx())
+      return fail(XENT_ERROR_CONTEXT_FULL, name + " holds " + std::to_string(n_pos) +
+                                               " positions; this context has " + std::to_string(c->ctx->n_ctx()));
     std::vector<xent_token> cached(static_cast<size_t>(n_pos));
-    get(cached.data(), cached.size() * 4);
+    get(cached.data(), cached.size() * sizeof(xent_token));
     uint64_t kv_bytes = 0;
     get(&kv_bytes, 8);
-    if (kv_bytes != bytes.size() - at) return fail(XENT_ERROR_INVALID_FILE, "session file: bad cache size");
-    std::vector<uint8_t> kv(bytes.begin() + static_cast<std::ptrdiff_t>(at), bytes.end());
-    if (n_tok > n_max) {
-      if (n_out) *n_out = n_tok;
-      return fail(XENT_ERROR_BUFFER_TOO_SMALL, "session file holds " + std::to_string(n_tok) + " tokens");
-    }
+    if (kv_bytes > bytes.size() - at) return fail(XENT_ERROR_INVALID_FILE, name + ": bad cache size");
+    std::vector<uint8_t> kv(bytes.begin() + static_cast<std::ptrdiff_t>(at),
+                            bytes.begin() + static_cast<std::ptrdiff_t>(at + kv_bytes));
+    at += kv_bytes;
+    uint64_t app_size = 0;
+    get(&app_size, 8);
+    if (app_size != bytes.size() - at) return fail(XENT_ERROR_INVALID_FILE, name + ": bad application data size");
+    if (app_bytes) *app_bytes = app_size;
+    if (app_size > capacity)
+      return fail(XENT_ERROR_BUFFER_TOO_SMALL, name + " holds " + std::to_string(app_size) + " bytes of application data");
     c->ctx->kv_cache().load(kv, n_pos);
     c->ctx->restore_n_past(n_pos);
     c->tokens = cached;
-    std::copy(user.begin(), user.end(), tokens);
-    if (n_out) *n_out = n_tok;
+    if (app_size) std::memcpy(app_data, bytes.data() + at, app_size);
     return XENT_OK;
   });
 }
