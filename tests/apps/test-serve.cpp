@@ -1,0 +1,441 @@
+// `xent serve` over real loopback HTTP: OpenAI endpoints (plain and streamed), the 4xx
+// cases, concurrent clients, the API key, autocomplete with the clinical model. The server
+// runs as a child process on a port the OS picks; every request is bounded in time.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using json = nlohmann::json;
+
+const std::string kXent = std::string(XENT_BINARY_DIR) + "/apps/xent";
+const std::string kModels = std::string(XENT_SHARED_DIR) + "/models/";
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// A `xent serve` child process; stopped with SIGTERM (and checked to exit cleanly).
+class ServerProcess {
+ public:
+  explicit ServerProcess(const std::vector<std::string>& args) {
+    log_ = std::string(XENT_BINARY_DIR) + "/test-serve-" + std::to_string(getpid()) + "-" + std::to_string(counter_++) + ".log";
+    std::vector<std::string> argv = {kXent, "serve", "--host", "127.0.0.1", "--port", "0", "-t", "1"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    pid_ = fork();
+    if (pid_ == 0) {
+      const int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      std::vector<char*> cargv;
+      for (auto& a : argv) cargv.push_back(a.data());
+      cargv.push_back(nullptr);
+      execv(kXent.c_str(), cargv.data());
+      _exit(127);
+    }
+    // Wait for "listening on http://127.0.0.1:PORT".
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      const std::string log = read_file(log_);
+      const size_t at = log.find("listening on http://127.0.0.1:");
+      if (at != std::string::npos) {
+        port = std::atoi(log.c_str() + at + std::string("listening on http://127.0.0.1:").size());
+        break;
+      }
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  ~ServerProcess() { stop(); }
+  // Returns true when the server exited by itself with status 0 after SIGTERM.
+  bool stop() {
+    if (pid_ <= 0) return false;
+    kill(pid_, SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 200; ++i) {
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    kill(pid_, SIGKILL);
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return false;
+  }
+  std::string log() const { return read_file(log_); }
+  int port = 0;
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_;
+  static inline int counter_ = 0;
+};
+
+struct Response {
+  int status = 0;
+  std::string headers, body;
+  json j() const { return json::parse(body, nullptr, false); }
+  bool is_json_error() const {
+    const json e = j();
+    return e.is_object() && e.contains("error") && e["error"].contains("message") && e["error"]["message"].is_string() &&
+           e["error"].contains("type") && e["error"]["type"].is_string();
+  }
+};
+
+std::string dechunk(const std::string& s) {
+  std::string out;
+  size_t i = 0;
+  while (i < s.size()) {
+    const size_t eol = s.find("\r\n", i);
+    if (eol == std::string::npos) break;
+    const size_t n = std::stoul(s.substr(i, eol - i), nullptr, 16);
+    if (n == 0) break;
+    out += s.substr(eol + 2, n);
+    i = eol + 2 + n + 2;
+  }
+  return out;
+}
+
+// One HTTP/1.1 request on a fresh loopback connection (Connection: close).
+Response http(int port, const std::string& method, const std::string& path, const std::string& body = "",
+              const std::vector<std::string>& headers = {}) {
+  Response r;
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return r;
+  timeval tv{60, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return r;
+  }
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  for (const auto& h : headers) req += h + "\r\n";
+  if (method == "POST") req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  req += "\r\n" + body;
+  for (size_t sent = 0; sent < req.size();) {
+    const ssize_t n = send(fd, req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the server may answer (413) before reading everything
+    sent += static_cast<size_t>(n);
+  }
+  std::string raw;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    raw.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  const size_t head_end = raw.find("\r\n\r\n");
+  if (raw.compare(0, 9, "HTTP/1.1 ") != 0 || head_end == std::string::npos) return r;
+  r.status = std::atoi(raw.c_str() + 9);
+  r.headers = raw.substr(0, head_end);
+  r.body = raw.substr(head_end + 4);
+  std::string lower = r.headers;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower.find("transfer-encoding: chunked") != std::string::npos) r.body = dechunk(r.body);
+  return r;
+}
+
+Response post(int port, const std::string& path, const json& body, const std::vector<std::string>& headers = {}) {
+  return http(port, "POST", path, body.dump(), headers);
+}
+
+// The JSON payloads of an SSE stream, up to and excluding "[DONE]" (which must end it).
+std::vector<json> sse_events(const std::string& body, bool* saw_done) {
+  std::vector<json> out;
+  *saw_done = false;
+  size_t i = 0;
+  while (i < body.size()) {
+    const size_t end = body.find("\n\n", i);
+    if (end == std::string::npos) break;
+    const std::string ev = body.substr(i, end - i);
+    i = end + 2;
+    if (ev.compare(0, 6, "data: ") != 0) continue;
+    if (ev.substr(6) == "[DONE]") {
+      *saw_done = true;
+      continue;
+    }
+    out.push_back(json::parse(ev.substr(6), nullptr, false));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("xent serve: OpenAI endpoints with the tiny ChatML model", "[apps][serve]") {
+  ServerProcess server({"-m", kModels + "tiny-llama-bpe-q8_0.gguf", "--parallel", "2", "--max-body", "65536",
+                        "--max-tokens", "64"});
+  INFO(server.log());
+  REQUIRE(server.port > 0);
+  const int port = server.port;
+
+  SECTION("health and models") {
+    Response r = http(port, "GET", "/health");
+    CHECK(r.status == 200);
+    CHECK(r.j()["status"] == "ok");
+    r = http(port, "GET", "/v1/models");
+    REQUIRE(r.status == 200);
+    CHECK(r.j()["object"] == "list");
+    CHECK(r.j()["data"][0]["id"] == "tiny-llama-bpe-q8_0");
+    r = http(port, "GET", "/");
+    CHECK(r.status == 200);
+    CHECK(r.body.find("<textarea") != std::string::npos);
+    CHECK(r.body.find("http://") == std::string::npos);  // nothing loaded from elsewhere
+    CHECK(r.body.find("https://") == std::string::npos);
+  }
+
+  SECTION("completions, plain and streamed, agree") {
+    const json req = {{"prompt", "Once upon a time"}, {"max_tokens", 12}, {"temperature", 0}};
+    Response r = post(port, "/v1/completions", req);
+    REQUIRE(r.status == 200);
+    const json j = r.j();
+    CHECK(j["object"] == "text_completion");
+    REQUIRE(j["choices"][0]["text"].is_string());
+    const std::string text = j["choices"][0]["text"];
+    CHECK(j["usage"]["completion_tokens"].get<int>() <= 12);
+    CHECK(j["usage"]["prompt_tokens"].get<int>() > 0);
+    const std::string finish = j["choices"][0]["finish_reason"];
+    CHECK((finish == "stop" || finish == "length"));
+    // Greedy is deterministic; a second run reuses the cache and gives the same text.
+    CHECK(post(port, "/v1/completions", req).j()["choices"][0]["text"] == text);
+
+    json sreq = req;
+    sreq["stream"] = true;
+    r = post(port, "/v1/completions", sreq);
+    REQUIRE(r.status == 200);
+    CHECK(r.headers.find("text/event-stream") != std::string::npos);
+    bool done = false;
+    const auto events = sse_events(r.body, &done);
+    CHECK(done);
+    REQUIRE(events.size() >= 2);
+    std::string streamed;
+    for (const json& e : events) {
+      REQUIRE(e.is_object());
+      CHECK(e["object"] == "text_completion");
+      streamed += e["choices"][0]["text"].get<std::string>();
+    }
+    CHECK(streamed == text);
+    CHECK(events.back()["choices"][0]["finish_reason"] == finish);
+
+    // A stop string taken from the middle of the text cuts it there.
+    if (text.size() >= 6) {
+      json stop_req = req;
+      stop_req["stop"] = text.substr(3, 3);
+      const json s = post(port, "/v1/completions", stop_req).j();
+      CHECK(s["choices"][0]["text"] == text.substr(0, text.find(text.substr(3, 3))));
+      CHECK(s["choices"][0]["finish_reason"] == "stop");
+    }
+  }
+
+  SECTION("chat, plain and streamed") {
+    const json req = {{"model", "tiny-llama-bpe-q8_0"},
+                      {"messages", {{{"role", "system"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "Hi!"}}}},
+                      {"max_tokens", 10},
+                      {"temperature", 0}};
+    Response r = post(port, "/v1/chat/completions", req);
+    REQUIRE(r.status == 200);
+    const json j = r.j();
+    CHECK(j["object"] == "chat.completion");
+    CHECK(j["choices"][0]["message"]["role"] == "assistant");
+    const std::string content = j["choices"][0]["message"]["content"];
+
+    json sreq = req;
+    sreq["stream"] = true;
+    sreq["stream_options"] = {{"include_usage", true}};
+    r = post(port, "/v1/chat/completions", sreq);
+    REQUIRE(r.status == 200);
+    bool done = false;
+    const auto events = sse_events(r.body, &done);
+    CHECK(done);
+    REQUIRE(events.size() >= 3);
+    CHECK(events.front()["choices"][0]["delta"]["role"] == "assistant");
+    std::string streamed;
+    for (const json& e : events) {
+      if (e["choices"].empty()) continue;
+      const json& d = e["choices"][0]["delta"];
+      if (d.contains("content")) streamed += d["content"].get<std::string>();
+    }
+    CHECK(streamed == content);
+    CHECK(events.back()["usage"]["completion_tokens"] == j["usage"]["completion_tokens"]);
+  }
+
+  SECTION("bad requests get 4xx JSON errors") {
+    auto expect = [&](const Response& r, int status) {
+      INFO("body: " << r.body);
+      CHECK(r.status == status);
+      CHECK(r.is_json_error());
+    };
+    expect(http(port, "POST", "/v1/completions", "{\"prompt\": \"hi\", "), 400);
+    expect(http(port, "POST", "/v1/completions", "[1, 2]"), 400);
+    expect(http(port, "POST", "/v1/completions", ""), 400);
+    expect(post(port, "/v1/completions", {{"prompt", 5}}), 400);
+    expect(post(port, "/v1/completions", {{"prompt", "hi"}, {"max_tokens", "ten"}}), 400);
+    expect(post(port, "/v1/completions", {{"prompt", "hi"}, {"max_tokens", -3}}), 400);
+    expect(post(port, "/v1/completions", {{"prompt", "hi"}, {"max_tokens", 100000}}), 400);
+    expect(post(port, "/v1/completions", {{"prompt", "hi"}, {"temperature", "hot"}}), 400);
+    expect(post(port, "/v1/completions", {{"prompt", "hi"}, {"stream", "yes"}}), 400);
+    expect(post(port, "/v1/completions", {{"prompt", "hi"}, {"stop", {1, 2}}}), 400);
+    expect(post(port, "/v1/completions", {{"prompt", "hi"}, {"n", 2}}), 400);
+    expect(post(port, "/v1/completions", {{"prompt", "hi"}, {"model", "gpt-17"}}), 404);
+    expect(post(port, "/v1/chat/completions", {{"messages", "hi"}}), 400);
+    expect(post(port, "/v1/chat/completions", {{"messages", json::array()}}), 400);
+    expect(post(port, "/v1/chat/completions", {{"messages", {{{"role", "wizard"}, {"content", "x"}}}}}), 400);
+    expect(post(port, "/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", 42}}}}}), 400);
+    // A prompt longer than the context.
+    std::string longp;
+    for (int i = 0; i < 5000; ++i) longp += "word ";
+    const Response r = post(port, "/v1/completions", {{"prompt", longp}});
+    expect(r, 400);
+    CHECK(r.j()["error"]["code"] == "context_length_exceeded");
+    // A body over --max-body.
+    expect(post(port, "/v1/completions", {{"prompt", std::string(100000, 'a')}}), 413);
+    expect(http(port, "GET", "/v1/nothing-here"), 404);
+    expect(http(port, "POST", "/v2/completions", "{}"), 404);
+    // Still alive and well.
+    CHECK(http(port, "GET", "/health").status == 200);
+  }
+
+  SECTION("concurrent clients get their own caches") {
+    const json a = {{"prompt", "The quick brown fox"}, {"max_tokens", 16}, {"temperature", 0}};
+    const json b = {{"prompt", "Lorem ipsum dolor sit amet"}, {"max_tokens", 16}, {"temperature", 0}};
+    const std::string want_a = post(port, "/v1/completions", a).j()["choices"][0]["text"];
+    const std::string want_b = post(port, "/v1/completions", b).j()["choices"][0]["text"];
+    // Three clients on two slots: one waits in the queue.
+    std::vector<Response> got(6);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 6; ++i) {
+      threads.emplace_back([&, i] {
+        json req = i % 2 ? b : a;
+        if (i >= 3) req["stream"] = true;
+        got[i] = post(port, "/v1/completions", req);
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (int i = 0; i < 6; ++i) {
+      INFO("client " << i);
+      REQUIRE(got[i].status == 200);
+      std::string text;
+      if (i < 3) {
+        text = got[i].j()["choices"][0]["text"];
+      } else {
+        bool done = false;
+        for (const json& e : sse_events(got[i].body, &done)) text += e["choices"][0]["text"].get<std::string>();
+        CHECK(done);
+      }
+      CHECK(text == (i % 2 ? want_b : want_a));
+    }
+  }
+
+  CHECK(server.stop());
+}
+
+TEST_CASE("xent serve: --api-key is enforced", "[apps][serve]") {
+  ServerProcess server({"-m", kModels + "tiny-llama-bpe-q8_0.gguf", "--api-key", "s3cret"});
+  INFO(server.log());
+  REQUIRE(server.port > 0);
+  const int port = server.port;
+  const json req = {{"prompt", "hi"}, {"max_tokens", 2}};
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{}, {"Authorization: Bearer wrong"}, {"Authorization: Bearer s3cre"},
+        {"Authorization: s3cret"}, {"Authorization: Bearer s3cretX"}}) {
+    INFO((bad.empty() ? "no key" : bad[0]));
+    Response r = http(port, "GET", "/health", "", bad);
+    CHECK(r.status == 401);
+    CHECK(r.is_json_error());
+    CHECK(http(port, "GET", "/v1/models", "", bad).status == 401);
+    CHECK(post(port, "/v1/completions", req, bad).status == 401);
+    CHECK(post(port, "/v1/chat/completions", req, bad).status == 401);
+    CHECK(post(port, "/v1/autocomplete", {{"text", "a"}}, bad).status == 401);
+    CHECK(http(port, "GET", "/no-such-page", "", bad).status == 401);
+  }
+  const std::vector<std::string> good = {"Authorization: Bearer s3cret"};
+  CHECK(http(port, "GET", "/health", "", good).status == 200);
+  CHECK(post(port, "/v1/completions", req, good).status == 200);
+  // The page itself needs no key (a browser cannot send one when opening a URL); it asks
+  // for the key and sends it with every API call.
+  CHECK(http(port, "GET", "/").status == 200);
+  CHECK(server.stop());
+}
+
+TEST_CASE("xent serve: autocomplete with the clinical model", "[apps][serve]") {
+  ServerProcess server({"-m", kModels + "clinical-gpt2-q8_0.gguf", "--parallel", "2"});
+  INFO(server.log());
+  REQUIRE(server.port > 0);
+  const int port = server.port;
+  Response r = post(port, "/v1/autocomplete", {{"text", "MEDICATIONS: metformin 500 mg twice"}, {"n", 3}});
+  REQUIRE(r.status == 200);
+  json j = r.j();
+  REQUIRE(j["suggestions"].size() >= 1);
+  CHECK(j["suggestions"][0]["text"] == "daily");
+  CHECK(j["suggestions"][0]["insert"] == " daily");
+  CHECK(j["suggestions"][0]["p"].get<double>() > 0.0);
+  CHECK(j["suggestions"][0]["p"].get<double>() <= 1.0);
+  CHECK(j["timing"]["ms"].get<double>() > 0.0);
+  CHECK(j["suggestions"].size() <= 3);
+
+  // Typing on: the context is found in the cache.
+  r = post(port, "/v1/autocomplete", {{"text", "MEDICATIONS: metformin 500 mg twice d"}, {"session", "t"}});
+  REQUIRE(r.status == 200);
+  CHECK(r.j()["timing"]["n_prefix_evaluated"].get<int>() <= 2);
+  CHECK(r.j()["suggestions"][0]["text"] == "daily");
+
+  r = post(port, "/v1/autocomplete", {{"text", "VITAL SIGNS: oxygen saturation 95% on room"}, {"blocklist", {"air"}}});
+  REQUIRE(r.status == 200);
+  for (const json& s : r.j()["suggestions"]) CHECK(s["text"] != "air");
+
+  CHECK(post(port, "/v1/autocomplete", {{"n", 3}}).status == 400);
+  CHECK(post(port, "/v1/autocomplete", {{"text", 7}}).status == 400);
+  CHECK(post(port, "/v1/autocomplete", {{"text", "a"}, {"n", "three"}}).status == 400);
+  CHECK(post(port, "/v1/autocomplete", {{"text", "a"}, {"n", 1000}}).status == 400);
+  CHECK(post(port, "/v1/autocomplete", {{"text", "a"}, {"blocklist", "air"}}).status == 400);
+  // Invalid UTF-8 and control bytes in the text are not a crash.
+  r = http(port, "POST", "/v1/autocomplete", std::string("{\"text\": \"\\u0000\\u0001 caf\xc3\"}"));
+  CHECK(r.status / 100 == 4);
+  r = post(port, "/v1/autocomplete", {{"text", std::string("abc\x01\x02 def")}});
+  CHECK(r.status == 200);
+
+  // Two sessions typing at once.
+  std::vector<Response> got(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&, i] {
+      std::string session = "client";
+      session += std::to_string(i);  // (not "s" + to_string: a g++ 12 -Wrestrict false positive)
+      got[i] = post(port, "/v1/autocomplete",
+                    {{"text", i % 2 ? "oxygen saturation 95% on room" : "metformin 500 mg twice"},
+                     {"session", session}});
+    });
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 4; ++i) {
+    REQUIRE(got[i].status == 200);
+    CHECK(got[i].j()["suggestions"][0]["text"] == (i % 2 ? "air" : "daily"));
+  }
+  CHECK(server.stop());
+}
