@@ -153,7 +153,7 @@ std::string detect_chat_template_family(std::string_view source) {
     return "chatml";
   }
   if (has("[INST]")) return has("<<SYS>>") ? "llama2" : "mistral";
-  if (has("<|user|>")) return has("<|end|>") ? "phi3" : "zephyr";
+  if (has("<|assistant|>")) return has("<|end|>") ? "phi3" : "zephyr";
   return "";
 }
 

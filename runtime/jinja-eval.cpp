@@ -24,17 +24,15 @@ std::vector<std::string> utf8_chars(const std::string& s) {
   return out;
 }
 
-int64_t checked(bool overflow, int64_t v, int line, int column) {
-  if (overflow) fail("integer overflow", line, column);
-  return v;
-}
 
 }  // namespace
 
 struct Interpreter {
   using Scope = std::unordered_map<std::string, Value>;
   std::vector<Scope> scopes;
-  size_t floor = 1;  // lookups see scopes[floor..] and the globals in scopes[0]
+  // Lookups see scopes[floor..], then the top-level scope [1] and the context [0]; a macro
+  // call raises the floor so that it does not see its caller's locals.
+  size_t floor = 1;
   uint64_t steps = 0;
   int depth = 0;
 
@@ -52,8 +50,12 @@ struct Interpreter {
       auto it = scopes[k].find(name);
       if (it != scopes[k].end()) return it->second;
     }
-    auto it = scopes[0].find(name);
-    if (it != scopes[0].end()) return it->second;
+    // Inside a macro: the template's top-level names, then the render context.
+    for (size_t k : {size_t{1}, size_t{0}}) {
+      if (k >= floor) continue;  // already searched above
+      auto it = scopes[k].find(name);
+      if (it != scopes[k].end()) return it->second;
+    }
     Value g = make_global_function(name);
     return g.is_undefined() ? Value::undefined(name) : g;
   }
@@ -92,6 +94,9 @@ struct Interpreter {
             fail("cannot assign attribute '" + s.targets[1] + "' of " + ns.type_name() + " '" +
                      s.targets[0] + "' (only namespace() objects can be changed)",
                  s.line, s.column);
+          // Values are reference-counted, so a namespace that reached itself would leak.
+          if (reaches(v, ns.dict.get(), 0))
+            fail("cannot store namespace '" + s.targets[0] + "' inside itself", s.line, s.column);
           ns.dict->set(s.targets[1], std::move(v));
         } else {
           assign(s.targets, v, s.line, s.column);
@@ -110,6 +115,19 @@ struct Interpreter {
       case Stmt::Kind::block: return exec_body(s.bodies[0], out);
     }
     return Flow::normal;
+  }
+
+  static bool reaches(const Value& v, const Dict* target, int depth) {
+    if (depth > 128) fail("value nested too deeply");
+    if (v.is_dict()) {
+      if (v.dict.get() == target) return true;
+      for (const auto& kv : v.dict->items)
+        if (reaches(kv.second, target, depth + 1)) return true;
+    } else if (v.is_list()) {
+      for (const auto& item : *v.list)
+        if (reaches(item, target, depth + 1)) return true;
+    }
+    return false;
   }
 
   void assign(const std::vector<std::string>& targets, const Value& v, int line, int column) {
@@ -156,6 +174,9 @@ struct Interpreter {
     }
     const int64_t n = static_cast<int64_t>(items.size());
     for (int64_t k = 0; k < n; ++k) {
+      // A round costs more than one expression, and an empty body would cost nothing.
+      steps += 8;
+      if (steps > max_steps) fail("template takes too many steps", s.line, s.column);
       scopes.emplace_back();
       assign(s.targets, items[static_cast<size_t>(k)], s.line, s.column);
       Value loop = Value::make_dict();
@@ -280,7 +301,7 @@ struct Interpreter {
       present[k] = true;
     }
     int64_t step = present[2] ? bound[2] : 1;
-    if (step == 0) fail("slice step cannot be zero", e.line, e.column);
+    if (step == 0 || step == INT64_MIN) fail("slice step cannot be zero", e.line, e.column);
     std::vector<std::string> chars;
     int64_t n;
     if (obj.is_list()) {
@@ -385,15 +406,24 @@ struct Interpreter {
     double fx = a.as_double(), fy = b.as_double();
     int64_t r = 0;
     if (op == "+") {
-      if (ints) return Value::integer(checked(__builtin_add_overflow(x, y, &r), r, e.line, e.column));
+      if (ints) {
+        if (__builtin_add_overflow(x, y, &r)) fail("integer overflow", e.line, e.column);
+        return Value::integer(r);
+      }
       return Value::number(fx + fy);
     }
     if (op == "-") {
-      if (ints) return Value::integer(checked(__builtin_sub_overflow(x, y, &r), r, e.line, e.column));
+      if (ints) {
+        if (__builtin_sub_overflow(x, y, &r)) fail("integer overflow", e.line, e.column);
+        return Value::integer(r);
+      }
       return Value::number(fx - fy);
     }
     if (op == "*") {
-      if (ints) return Value::integer(checked(__builtin_mul_overflow(x, y, &r), r, e.line, e.column));
+      if (ints) {
+        if (__builtin_mul_overflow(x, y, &r)) fail("integer overflow", e.line, e.column);
+        return Value::integer(r);
+      }
       return Value::number(fx * fy);
     }
     if (op == "/") {

@@ -20,7 +20,7 @@ inline constexpr int max_parse_depth = 96;            // nested brackets / block
 inline constexpr int max_eval_depth = 400;            // nested evaluation incl. macro calls
 inline constexpr size_t max_string_bytes = 16u << 20;  // any one string and the output
 inline constexpr size_t max_list_items = 1u << 20;
-inline constexpr uint64_t max_steps = 20'000'000;      // statements + expressions evaluated
+inline constexpr uint64_t max_steps = 4'000'000;       // statements + expressions + loop rounds
 
 [[noreturn]] void fail(const std::string& what, int line = 0, int column = 0);
 
