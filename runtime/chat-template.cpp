@@ -25,11 +25,15 @@ std::string ChatTemplate::render(const std::vector<ChatMessage>& messages,
   context["add_generation_prompt"] = add_generation_prompt;
   context["bos_token"] = bos_token;
   context["eos_token"] = eos_token;
-  return jinja::render(*tmpl_, context);
+  return jinja::render(*tmpl_, jinja::Value::from_json(context));
 }
 
 std::string ChatTemplate::render_json(const nlohmann::json& context) const {
-  return jinja::render(*tmpl_, context);
+  return jinja::render(*tmpl_, jinja::Value::from_json(context));
+}
+
+std::string ChatTemplate::render_ordered_json(const nlohmann::ordered_json& context) const {
+  return jinja::render(*tmpl_, jinja::Value::from_json(context));
 }
 
 namespace {

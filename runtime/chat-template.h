@@ -36,8 +36,10 @@ class ChatTemplate {
                      const std::string& bos_token, const std::string& eos_token,
                      const nlohmann::json& extra = nlohmann::json::object()) const;
   // Full control: `context` is a JSON object whose members become the template's variables.
-  // Keys of JSON objects are seen in nlohmann::json's (sorted) order.
+  // Keys of JSON objects are seen in nlohmann::json's (sorted) order; to keep a client's key
+  // order in `tojson` output (tool schemas), as Python would, pass an ordered_json.
   std::string render_json(const nlohmann::json& context) const;
+  std::string render_ordered_json(const nlohmann::ordered_json& context) const;
 
  private:
   ChatTemplate() = default;

@@ -574,12 +574,11 @@ struct Interpreter {
   }
 };
 
-std::string render(const Template& tmpl, const nlohmann::json& context) {
-  if (!context.is_object()) fail("the render context must be a JSON object");
+std::string render(const Template& tmpl, const Value& context) {
+  if (!context.is_dict()) fail("the render context must be a JSON object");
   Interpreter in;
   in.scopes.emplace_back();  // globals: the context
-  for (auto it = context.begin(); it != context.end(); ++it)
-    in.scopes[0][it.key()] = Value::from_json(it.value());
+  for (const auto& [name, v] : context.dict->items) in.scopes[0][name] = v;
   in.scopes.emplace_back();  // the template's own top-level `set`s
   std::string out;
   in.exec_body(tmpl.body, out);

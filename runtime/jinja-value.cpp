@@ -56,32 +56,38 @@ Value Value::make_dict() {
   return v;
 }
 
-Value Value::from_json(const nlohmann::json& j) {
+namespace {
+template <class Json>
+Value value_from_json(const Json& j) {
   switch (j.type()) {
-    case nlohmann::json::value_t::null: return none();
-    case nlohmann::json::value_t::boolean: return boolean(j.get<bool>());
-    case nlohmann::json::value_t::number_integer: return integer(j.get<int64_t>());
-    case nlohmann::json::value_t::number_unsigned: {
-      uint64_t u = j.get<uint64_t>();
-      return u > static_cast<uint64_t>(INT64_MAX) ? number(static_cast<double>(u))
-                                                  : integer(static_cast<int64_t>(u));
+    case Json::value_t::null: return Value::none();
+    case Json::value_t::boolean: return Value::boolean(j.template get<bool>());
+    case Json::value_t::number_integer: return Value::integer(j.template get<int64_t>());
+    case Json::value_t::number_unsigned: {
+      uint64_t u = j.template get<uint64_t>();
+      return u > static_cast<uint64_t>(INT64_MAX) ? Value::number(static_cast<double>(u))
+                                                  : Value::integer(static_cast<int64_t>(u));
     }
-    case nlohmann::json::value_t::number_float: return number(j.get<double>());
-    case nlohmann::json::value_t::string: return string(j.get<std::string>());
-    case nlohmann::json::value_t::array: {
+    case Json::value_t::number_float: return Value::number(j.template get<double>());
+    case Json::value_t::string: return Value::string(j.template get<std::string>());
+    case Json::value_t::array: {
       List items;
       items.reserve(j.size());
-      for (const auto& e : j) items.push_back(from_json(e));
-      return make_list(std::move(items));
+      for (const auto& e : j) items.push_back(value_from_json(e));
+      return Value::make_list(std::move(items));
     }
-    case nlohmann::json::value_t::object: {
-      Value d = make_dict();
-      for (auto it = j.begin(); it != j.end(); ++it) d.dict->set(it.key(), from_json(it.value()));
+    case Json::value_t::object: {
+      Value d = Value::make_dict();
+      for (auto it = j.begin(); it != j.end(); ++it) d.dict->set(it.key(), value_from_json(it.value()));
       return d;
     }
-    default: return undefined();
+    default: return Value::undefined();
   }
 }
+}  // namespace
+
+Value Value::from_json(const nlohmann::json& j) { return value_from_json(j); }
+Value Value::from_json(const nlohmann::ordered_json& j) { return value_from_json(j); }
 
 double Value::as_double() const {
   switch (kind) {

@@ -50,7 +50,10 @@ struct Value {
   static Value string(std::string v);
   static Value make_list(List items = {});
   static Value make_dict();
+  // Objects keep the key order of the JSON type: sorted for nlohmann::json, as written for
+  // nlohmann::ordered_json (what Python's dicts, and so Hugging Face's tojson, would keep).
   static Value from_json(const nlohmann::json& j);
+  static Value from_json(const nlohmann::ordered_json& j);
 
   bool is_undefined() const { return kind == Kind::undefined; }
   bool is_none() const { return kind == Kind::none; }
@@ -138,8 +141,8 @@ struct Template {
 
 std::unique_ptr<Template> parse(std::string_view source);
 
-// Renders `tmpl` with the given top-level variables (a JSON object).
-std::string render(const Template& tmpl, const nlohmann::json& context);
+// Renders `tmpl` with the given top-level variables (a dict value).
+std::string render(const Template& tmpl, const Value& context);
 
 // ---------------------------------------------------------------- built-ins (jinja-builtins.cpp)
 
