@@ -263,7 +263,8 @@ int run(const QuantizeOptions& o) {
       if (type == t->type) {
         w.add_tensor(t->name, type, ne, t->data, t->size_bytes);  // copied as it is
       } else {
-        if (dtype_info(t->type).quantized) {
+        // Dequantizing (to F32/F16/BF16) loses nothing; quantizing quantized data again does.
+        if (dtype_info(t->type).quantized && dtype_info(type).quantized) {
           if (!o.allow_requantize)
             throw Error("tensor '" + t->name + "' is already " + dtype_name(t->type) +
                         "; quantizing it again loses more precision (use --allow-requantize)");
