@@ -1,0 +1,496 @@
+// AVX2/FMA/F16C matmul kernels: the same math as quant-kernels-ref.cpp, 32 int8 products
+// per maddubs. Compiled with -mavx2 -mfma -mf16c and only called when the CPU has them.
+// Everything here has internal linkage and no std templates are used, so no AVX2 code can
+// be merged by the linker into a portable caller.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "backends/cpu/quant-kernels-internal.h"
+#include "formats/quants.h"
+
+namespace xent::cpu {
+namespace {
+
+float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+int hsum(__m128i s) {
+  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+  return _mm_cvtsi128_si32(s);
+}
+
+float hmax(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+__m256 abs_ps(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+
+__m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+__m128i load16(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+
+// 8 sums of 4 products of unsigned x (< 128 or the pair sum stays in int16) and signed y.
+__m256i dot_u8_i8(__m256i x, __m256i y) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1));
+}
+// Same for signed x: move x's sign onto y so maddubs sees |x|.
+__m256i dot_i8(__m256i x, __m256i y) {
+  return dot_u8_i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+}
+
+// 16 bytes of nibbles -> 32 bytes: elements 0..15 from the low nibbles, 16..31 the high.
+__m256i unpack_nibbles(const uint8_t* qs) {
+  const __m128i t = load16(qs);
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
+}
+
+// Byte j = 0xFF where bit j of the little-endian u32 at qh is set, else 0.
+__m256i expand_bits(const uint8_t* qh) {
+  uint32_t bits;
+  std::memcpy(&bits, qh, 4);
+  const __m256i pick = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,  //
+                                        2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), pick);
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+  return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+// Scales of 16 sub-blocks of 16 (signed bytes) as int16, ready for madd: register half h
+// holds scales 8h..8h+7 in both 128-bit lanes.
+struct Scales16 {
+  __m256i half[2];
+};
+Scales16 widen_scales(__m128i sc) {
+  return {{_mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(sc)),
+           _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_unpackhi_epi64(sc, sc)))}};
+}
+// Byte-shuffle patterns that broadcast int16 scale 2g into the low lane and 2g+1 into the
+// high lane: a 32-byte register of int8 values covers two sub-blocks of 16.
+alignas(32) constexpr uint8_t kScalePick[4][32] = {
+    {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,  //
+     2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3},
+    {4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5,  //
+     6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7},
+    {8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9,  //
+     10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11},
+    {12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13,  //
+     14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15},
+};
+// int16 scales of sub-blocks 8*half + 2g (low lane) and 8*half + 2g + 1 (high lane).
+__m256i scale_pair(const Scales16& s, int half, int g) {
+  return _mm256_shuffle_epi8(s.half[half], load32(kScalePick[g]));
+}
+
+// ---- activation quantizers (byte-identical to the _ref ones) ----
+
+// Rounds 32 floats times id to int8 (half to even, like nearbyint) into q, and returns
+// the sums of the stored bytes 0..15 and 16..31 (for Q8_1's sum and Q8_K's bsums).
+void round_32(const float* x, float id, int8_t* q, int sums[2]) {
+  const __m256 m = _mm256_set1_ps(id);
+  const __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), m));
+  const __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8), m));
+  const __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 16), m));
+  const __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 24), m));
+  // packs works per 128-bit lane; the permute puts the 4-byte groups back in order.
+  // Saturation to 127 equals the reference's min(127, v) (values never go below -127).
+  const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+  const __m256i ordered = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), ordered);
+  const __m256i w = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), ordered),
+                                      _mm256_set1_epi16(1));
+  sums[0] = hsum(_mm256_castsi256_si128(w));
+  sums[1] = hsum(_mm256_extracti128_si256(w, 1));
+}
+
+float amax_32(const float* x) {
+  __m256 m = abs_ps(_mm256_loadu_ps(x));
+  for (int i = 8; i < kQK; i += 8) m = _mm256_max_ps(m, abs_ps(_mm256_loadu_ps(x + i)));
+  return hmax(m);
+}
+
+void quantize_act_q8_0_avx2(const float* x, void* vy, int64_t n) {
+  auto* y = static_cast<ActQ8_0*>(vy);
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    const float d = amax_32(x) / 127.f;
+    const float id = d != 0 ? 1.f / d : 0.f;
+    int sums[2];
+    round_32(x, id, y[b].qs, sums);
+    y[b].d = f32_to_fp16(d);  // the shared scalar conversion keeps the bytes identical
+  }
+}
+
+void quantize_act_q8_1_avx2(const float* x, void* vy, int64_t n) {
+  auto* y = static_cast<ActQ8_1*>(vy);
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    const float d = amax_32(x) / 127.f;
+    const float id = d != 0 ? 1.f / d : 0.f;
+    int sums[2];
+    round_32(x, id, y[b].qs, sums);
+    y[b].d = f32_to_fp16(d);
+    y[b].sum = static_cast<int16_t>(sums[0] + sums[1]);
+  }
+}
+
+void quantize_act_q8_k_avx2(const float* x, void* vy, int64_t n) {
+  auto* y = static_cast<ActQ8_K*>(vy);
+  for (int64_t b = 0; b < n / kQKK; ++b, x += kQKK) {
+    __m256 m = abs_ps(_mm256_loadu_ps(x));
+    for (int i = 8; i < kQKK; i += 8) m = _mm256_max_ps(m, abs_ps(_mm256_loadu_ps(x + i)));
+    const float amax = hmax(m);
+    std::memset(&y[b], 0, sizeof(ActQ8_K));
+    if (amax == 0) continue;
+    // The first value of that magnitude gives the sign, as in the reference.
+    float max = amax;
+    const __m256 va = _mm256_set1_ps(amax);
+    for (int i = 0; i < kQKK; i += 8) {
+      const __m256 ax = abs_ps(_mm256_loadu_ps(x + i));
+      const int hit = _mm256_movemask_ps(_mm256_cmp_ps(ax, va, _CMP_EQ_OQ));
+      if (hit) {
+        max = x[i + __builtin_ctz(static_cast<unsigned>(hit))];
+        break;
+      }
+    }
+    const float iscale = -127.f / max;
+    for (int i = 0; i < kQKK; i += kQK) {
+      int sums[2];
+      round_32(x + i, iscale, y[b].qs + i, sums);
+      y[b].bsums[i / 16] = static_cast<int16_t>(sums[0]);
+      y[b].bsums[i / 16 + 1] = static_cast<int16_t>(sums[1]);
+    }
+    y[b].d = 1.f / iscale;
+  }
+}
+
+// ---- plain types ----
+
+void vec_dot_f32_avx2(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const float*>(vw);
+  const auto* a = static_cast<const float*>(va);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(a + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(a + i + 8), acc1);
+    acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 16), _mm256_loadu_ps(a + i + 16), acc2);
+    acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 24), _mm256_loadu_ps(a + i + 24), acc3);
+  }
+  for (; i + 8 <= n; i += 8)
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(a + i), acc0);
+  float sum = hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+  for (; i < n; ++i) sum += w[i] * a[i];
+  *s = sum;
+}
+
+__m256 load_f16x8(const uint16_t* p) { return _mm256_cvtph_ps(load16(p)); }
+__m256 load_bf16x8(const uint16_t* p) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(load16(p)), 16));
+}
+float bf16_bits_to_f32(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// F16 and BF16 differ only in how 8 weights become floats.
+template <__m256 (*load8)(const uint16_t*), float (*load1)(uint16_t)>
+void vec_dot_half_avx2(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const uint16_t*>(vw);
+  const auto* a = static_cast<const float*>(va);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    acc0 = _mm256_fmadd_ps(load8(w + i), _mm256_loadu_ps(a + i), acc0);
+    acc1 = _mm256_fmadd_ps(load8(w + i + 8), _mm256_loadu_ps(a + i + 8), acc1);
+    acc2 = _mm256_fmadd_ps(load8(w + i + 16), _mm256_loadu_ps(a + i + 16), acc2);
+    acc3 = _mm256_fmadd_ps(load8(w + i + 24), _mm256_loadu_ps(a + i + 24), acc3);
+  }
+  for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(load8(w + i), _mm256_loadu_ps(a + i), acc0);
+  float sum = hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+  for (; i < n; ++i) sum += load1(w[i]) * a[i];
+  *s = sum;
+}
+
+// ---- 32-blocks ----
+
+void vec_dot_q4_0_avx2(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const BlockQ4_0*>(vw);
+  const auto* a = static_cast<const ActQ8_0*>(va);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const __m256i q = _mm256_sub_epi8(unpack_nibbles(w[b].qs), _mm256_set1_epi8(8));
+    const __m256 p = _mm256_cvtepi32_ps(dot_i8(q, load32(a[b].qs)));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[b].d) * h2f(a[b].d)), p, acc);
+  }
+  *s = hsum(acc);
+}
+
+void vec_dot_q4_1_avx2(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const BlockQ4_1*>(vw);
+  const auto* a = static_cast<const ActQ8_1*>(va);
+  __m256 acc = _mm256_setzero_ps();
+  float mins = 0;
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const float da = h2f(a[b].d);
+    const __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(unpack_nibbles(w[b].qs), load32(a[b].qs)));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[b].d) * da), p, acc);
+    mins += h2f(w[b].m) * da * a[b].sum;
+  }
+  *s = hsum(acc) + mins;
+}
+
+void vec_dot_q5_0_avx2(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const BlockQ5_0*>(vw);
+  const auto* a = static_cast<const ActQ8_0*>(va);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    // (nibble | bit<<4) - 16 as a signed byte: nibble where the bit is set, else nibble|0xF0.
+    const __m256i f0 = _mm256_set1_epi8(static_cast<char>(0xF0));
+    const __m256i high = _mm256_andnot_si256(expand_bits(w[b].qh), f0);
+    const __m256i q = _mm256_or_si256(unpack_nibbles(w[b].qs), high);
+    const __m256 p = _mm256_cvtepi32_ps(dot_i8(q, load32(a[b].qs)));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[b].d) * h2f(a[b].d)), p, acc);
+  }
+  *s = hsum(acc);
+}
+
+void vec_dot_q5_1_avx2(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const BlockQ5_1*>(vw);
+  const auto* a = static_cast<const ActQ8_1*>(va);
+  __m256 acc = _mm256_setzero_ps();
+  float mins = 0;
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const float da = h2f(a[b].d);
+    const __m256i high = _mm256_and_si256(expand_bits(w[b].qh), _mm256_set1_epi8(0x10));
+    const __m256i q = _mm256_or_si256(unpack_nibbles(w[b].qs), high);
+    const __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(q, load32(a[b].qs)));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[b].d) * da), p, acc);
+    mins += h2f(w[b].m) * da * a[b].sum;
+  }
+  *s = hsum(acc) + mins;
+}
+
+void vec_dot_q8_0_avx2(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const BlockQ8_0*>(vw);
+  const auto* a = static_cast<const ActQ8_0*>(va);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const __m256 p = _mm256_cvtepi32_ps(dot_i8(load32(w[b].qs), load32(a[b].qs)));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[b].d) * h2f(a[b].d)), p, acc);
+  }
+  *s = hsum(acc);
+}
+
+// ---- K-quants ----
+
+// scale_j * bsums_j over 16 sub-blocks, in 8 int32 lanes (the constant-offset part of a dot).
+__m256i scaled_bsums(__m128i scales_i8, const int16_t* bsums) {
+  return _mm256_madd_epi16(_mm256_cvtepi8_epi16(scales_i8), load32(bsums));
+}
+
+void vec_dot_q2_k_avx2(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const BlockQ2_K*>(vw);
+  const auto* a = static_cast<const ActQ8_K*>(va);
+  const __m256i m3 = _mm256_set1_epi8(3);
+  __m256 acc = _mm256_setzero_ps(), acc_min = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / kQKK; ++b) {
+    const BlockQ2_K& x = w[b];
+    const __m128i packed = load16(x.scales);
+    const __m128i sc = _mm_and_si128(packed, _mm_set1_epi8(15));
+    const __m128i mn = _mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(15));
+    const Scales16 scales = widen_scales(sc);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int half = 0; half < 2; ++half) {
+      __m256i q = load32(x.qs + 32 * half);
+      for (int g = 0; g < 4; ++g) {  // bits 2g of each byte: elements 128*half + 32*g + l
+        const __m256i v = _mm256_and_si256(q, m3);
+        q = _mm256_srli_epi16(q, 2);
+        const __m256i p = _mm256_maddubs_epi16(v, load32(a[b].qs + 128 * half + 32 * g));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(scales, half, g)));
+      }
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x.d) * a[b].d), _mm256_cvtepi32_ps(sumi), acc);
+    acc_min = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x.dmin) * a[b].d),
+                              _mm256_cvtepi32_ps(scaled_bsums(mn, a[b].bsums)), acc_min);
+  }
+  *s = hsum(_mm256_sub_ps(acc, acc_min));
+}
+
+// The 16 Q3_K scales as signed bytes (-32..31), unpacked four at a time.
+__m128i q3_k_scales(const uint8_t* s) {
+  uint32_t u[3];
+  std::memcpy(u, s, 12);
+  const uint32_t m4 = 0x0F0F0F0F, m2 = 0x03030303;
+  const uint32_t s0 = (u[0] & m4) | ((u[2] & m2) << 4);
+  const uint32_t s1 = (u[1] & m4) | (((u[2] >> 2) & m2) << 4);
+  const uint32_t s2 = ((u[0] >> 4) & m4) | (((u[2] >> 4) & m2) << 4);
+  const uint32_t s3 = ((u[1] >> 4) & m4) | (((u[2] >> 6) & m2) << 4);
+  const __m128i v = _mm_setr_epi32(static_cast<int>(s0), static_cast<int>(s1), static_cast<int>(s2),
+                                   static_cast<int>(s3));
+  return _mm_sub_epi8(v, _mm_set1_epi8(32));
+}
+
+void vec_dot_q3_k_avx2(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const BlockQ3_K*>(vw);
+  const auto* a = static_cast<const ActQ8_K*>(va);
+  const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / kQKK; ++b) {
+    const BlockQ3_K& x = w[b];
+    const __m128i sc = q3_k_scales(x.scales);
+    // q - 4 + 4*hbit = (q | hbit<<2) - 4: the unsigned part goes through maddubs, the -4
+    // through the block sums.
+    const Scales16 scales = widen_scales(sc);
+    __m256i sumi = _mm256_setzero_si256();
+    __m256i hm = load32(x.hmask);
+    for (int half = 0; half < 2; ++half) {
+      __m256i q = load32(x.qs + 32 * half);
+      for (int g = 0; g < 4; ++g) {
+        const __m256i v = _mm256_or_si256(_mm256_and_si256(q, m3),
+                                          _mm256_slli_epi16(_mm256_and_si256(hm, m1), 2));
+        q = _mm256_srli_epi16(q, 2);
+        hm = _mm256_srli_epi16(hm, 1);
+        const __m256i p = _mm256_maddubs_epi16(v, load32(a[b].qs + 128 * half + 32 * g));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(scales, half, g)));
+      }
+    }
+    const __m256i offset = _mm256_slli_epi32(scaled_bsums(sc, a[b].bsums), 2);  // 4 * ...
+    const __m256i total = _mm256_sub_epi32(sumi, offset);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x.d) * a[b].d), _mm256_cvtepi32_ps(total), acc);
+  }
+  *s = hsum(acc);
+}
+
+// Q4_K/Q5_K's 8 scales (bytes 0..7) and 8 mins (bytes 8..15), unpacked from 6 bits.
+__m128i k4_scales_mins(const uint8_t* s) {
+  uint32_t u[3];
+  std::memcpy(u, s, 12);
+  const uint32_t m6 = 0x3F3F3F3F, m4 = 0x0F0F0F0F, m2 = 0x03030303;
+  const uint32_t sc_lo = u[0] & m6, mn_lo = u[1] & m6;
+  const uint32_t sc_hi = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
+  const uint32_t mn_hi = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
+  return _mm_setr_epi32(static_cast<int>(sc_lo), static_cast<int>(sc_hi), static_cast<int>(mn_lo),
+                        static_cast<int>(mn_hi));
+}
+
+// Shared by Q4_K and Q5_K: with_high adds the fifth bits from qh.
+template <bool with_high, typename Block>
+void vec_dot_k4_avx2(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const Block*>(vw);
+  const auto* a = static_cast<const ActQ8_K*>(va);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m1 = _mm256_set1_epi8(1);
+  __m256 acc = _mm256_setzero_ps();
+  __m128 acc_min = _mm_setzero_ps();
+  for (int64_t b = 0; b < n / kQKK; ++b) {
+    const Block& x = w[b];
+    const float dy = a[b].d;
+    const __m128i scm = k4_scales_mins(x.scales);
+    // mins: sum over sub-blocks j of min_j * (bsums[2j] + bsums[2j+1]), kept as 4 lanes.
+    const __m128i pairs = _mm_hadd_epi16(load16(a[b].bsums), load16(a[b].bsums + 8));
+    const __m128i mins = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_unpackhi_epi64(scm, scm)), pairs);
+    acc_min = _mm_fmadd_ps(_mm_set1_ps(h2f(x.dmin) * dy), _mm_cvtepi32_ps(mins), acc_min);
+    // The 8 scales as int16 in both 128-bit lanes; a byte shuffle broadcasts scale j.
+    const __m256i scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scm));
+    __m256i sumi = _mm256_setzero_si256();
+    __m256i hb = _mm256_setzero_si256();
+    if constexpr (with_high) hb = load32(x.qh);
+    for (int c = 0; c < 4; ++c) {  // 64 elements: low nibbles then high nibbles of 32 bytes
+      const __m256i q = load32(x.qs + 32 * c);
+      __m256i lo = _mm256_and_si256(q, m4);
+      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      if constexpr (with_high) {
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, m1), 4));
+        const __m256i hi_bit = _mm256_and_si256(_mm256_srli_epi16(hb, 1), m1);
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(hi_bit, 4));
+        hb = _mm256_srli_epi16(hb, 2);
+      }
+      const short pick = static_cast<short>(0x0100 + 0x0404 * c);  // bytes 4c, 4c+1
+      const __m256i sc_lo = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(pick));
+      const __m256i sc_hi = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(pick + 0x0202));
+      const __m256i plo = _mm256_maddubs_epi16(lo, load32(a[b].qs + 64 * c));
+      const __m256i phi = _mm256_maddubs_epi16(hi, load32(a[b].qs + 64 * c + 32));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, sc_lo));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, sc_hi));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x.d) * dy), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  __m128 m = _mm_add_ps(acc_min, _mm_movehl_ps(acc_min, acc_min));
+  m = _mm_add_ss(m, _mm_movehdup_ps(m));
+  *s = hsum(acc) - _mm_cvtss_f32(m);
+}
+
+void vec_dot_q6_k_avx2(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const BlockQ6_K*>(vw);
+  const auto* a = static_cast<const ActQ8_K*>(va);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / kQKK; ++b) {
+    const BlockQ6_K& x = w[b];
+    const __m128i sc = load16(x.scales);
+    const Scales16 scales = widen_scales(sc);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int half = 0; half < 2; ++half) {
+      const __m256i q0 = load32(x.ql + 64 * half);
+      const __m256i q1 = load32(x.ql + 64 * half + 32);
+      const __m256i h = load32(x.qh + 32 * half);
+      // Unsigned 6-bit values; the -32 goes through the block sums below.
+      const __m256i v[4] = {
+          _mm256_or_si256(_mm256_and_si256(q0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m3), 4)),
+          _mm256_or_si256(_mm256_and_si256(q1, m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m3), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q0, 4), m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m3), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q1, 4), m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m3), 4)),
+      };
+      for (int g = 0; g < 4; ++g) {
+        const __m256i p = _mm256_maddubs_epi16(v[g], load32(a[b].qs + 128 * half + 32 * g));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(scales, half, g)));
+      }
+    }
+    const __m256i offset = _mm256_slli_epi32(scaled_bsums(sc, a[b].bsums), 5);  // 32 * ...
+    const __m256i total = _mm256_sub_epi32(sumi, offset);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x.d) * a[b].d), _mm256_cvtepi32_ps(total), acc);
+  }
+  *s = hsum(acc);
+}
+
+constexpr QuantKernels kAvx2[] = {
+    {DType::F32, DType::F32, act_row_bytes_f32, quantize_act_f32, vec_dot_f32_avx2},
+    {DType::F16, DType::F32, act_row_bytes_f32, quantize_act_f32,
+     vec_dot_half_avx2<load_f16x8, h2f>},
+    {DType::BF16, DType::F32, act_row_bytes_f32, quantize_act_f32,
+     vec_dot_half_avx2<load_bf16x8, bf16_bits_to_f32>},
+    {DType::Q4_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_avx2, vec_dot_q4_0_avx2},
+    {DType::Q4_1, DType::Q8_1, act_row_bytes_q8_1, quantize_act_q8_1_avx2, vec_dot_q4_1_avx2},
+    {DType::Q5_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_avx2, vec_dot_q5_0_avx2},
+    {DType::Q5_1, DType::Q8_1, act_row_bytes_q8_1, quantize_act_q8_1_avx2, vec_dot_q5_1_avx2},
+    {DType::Q8_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_avx2, vec_dot_q8_0_avx2},
+    {DType::Q2_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_avx2, vec_dot_q2_k_avx2},
+    {DType::Q3_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_avx2, vec_dot_q3_k_avx2},
+    {DType::Q4_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_avx2,
+     vec_dot_k4_avx2<false, BlockQ4_K>},
+    {DType::Q5_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_avx2,
+     vec_dot_k4_avx2<true, BlockQ5_K>},
+    {DType::Q6_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_avx2, vec_dot_q6_k_avx2},
+};
+
+}  // namespace
+
+const QuantKernels* kernels_avx2(DType weight_type) {
+  for (const QuantKernels& k : kAvx2)
+    if (k.weight_type == weight_type) return &k;
+  return nullptr;
+}
+
+}  // namespace xent::cpu

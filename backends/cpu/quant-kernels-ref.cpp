@@ -1,0 +1,313 @@
+// Scalar reference matmul kernels: one element at a time, written to be checked against
+// the block layouts by eye. Integer sums per block, float scales applied once per block.
+#include <cmath>
+#include <cstring>
+
+#include "backends/cpu/quant-kernels-internal.h"
+#include "formats/quants.h"
+
+namespace xent::cpu {
+namespace {
+
+// Round half to even (the default FP mode), which is what ggml's nearest_int and
+// _mm256_round_ps / cvtps2dq do, so SIMD quantizers can produce the same bytes.
+int round_even(float v) { return static_cast<int>(std::nearbyint(v)); }
+
+float h2f(uint16_t h) { return fp16_to_f32(h); }
+
+// The 5th bit of element j of a Q5 block.
+int q5_high_bit(const uint8_t qh[4], int j) {
+  uint32_t bits;
+  std::memcpy(&bits, qh, 4);
+  return (bits >> j) & 1;
+}
+// The low 4 bits of element j of a 32-block.
+int nibble(const uint8_t qs[16], int j) { return j < 16 ? (qs[j] & 15) : (qs[j - 16] >> 4); }
+
+// Quantizes 32 values to round(x/d) with d = amax/127; returns d.
+float quantize_block_32(const float* x, int8_t* q) {
+  float amax = 0;
+  for (int j = 0; j < kQK; ++j) amax = std::fmax(amax, std::fabs(x[j]));
+  const float d = amax / 127.f;
+  const float id = d != 0 ? 1.f / d : 0.f;
+  for (int j = 0; j < kQK; ++j) q[j] = static_cast<int8_t>(round_even(x[j] * id));
+  return d;
+}
+
+}  // namespace
+
+size_t act_row_bytes_f32(int64_t n) { return static_cast<size_t>(n) * sizeof(float); }
+size_t act_row_bytes_q8_0(int64_t n) { return static_cast<size_t>(n / kQK) * sizeof(ActQ8_0); }
+size_t act_row_bytes_q8_1(int64_t n) { return static_cast<size_t>(n / kQK) * sizeof(ActQ8_1); }
+size_t act_row_bytes_q8_k(int64_t n) { return static_cast<size_t>(n / kQKK) * sizeof(ActQ8_K); }
+
+void quantize_act_f32(const float* x, void* y, int64_t n) {
+  std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float));
+}
+
+void quantize_act_q8_0_ref(const float* x, void* vy, int64_t n) {
+  auto* y = static_cast<ActQ8_0*>(vy);
+  for (int64_t b = 0; b < n / kQK; ++b)
+    y[b].d = f32_to_fp16(quantize_block_32(x + b * kQK, y[b].qs));
+}
+
+void quantize_act_q8_1_ref(const float* x, void* vy, int64_t n) {
+  auto* y = static_cast<ActQ8_1*>(vy);
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    y[b].d = f32_to_fp16(quantize_block_32(x + b * kQK, y[b].qs));
+    int sum = 0;
+    for (int j = 0; j < kQK; ++j) sum += y[b].qs[j];
+    y[b].sum = static_cast<int16_t>(sum);
+  }
+}
+
+void quantize_act_q8_k_ref(const float* x, void* vy, int64_t n) {
+  auto* y = static_cast<ActQ8_K*>(vy);
+  for (int64_t b = 0; b < n / kQKK; ++b, x += kQKK) {
+    // The scale comes from the first value of largest magnitude, sign included.
+    float amax = 0, max = 0;
+    for (int j = 0; j < kQKK; ++j)
+      if (std::fabs(x[j]) > amax) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
+    std::memset(&y[b], 0, sizeof(ActQ8_K));
+    if (amax == 0) continue;
+    const float iscale = -127.f / max;
+    for (int j = 0; j < kQKK; ++j) {
+      const int v = round_even(iscale * x[j]);
+      y[b].qs[j] = static_cast<int8_t>(v < 127 ? v : 127);
+    }
+    for (int g = 0; g < kQKK / 16; ++g) {
+      int sum = 0;
+      for (int j = 0; j < 16; ++j) sum += y[b].qs[g * 16 + j];
+      y[b].bsums[g] = static_cast<int16_t>(sum);
+    }
+    y[b].d = 1.f / iscale;
+  }
+}
+
+// ---- plain types: f32 activations, f64 accumulation ----
+
+void vec_dot_f32_ref(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const float*>(vw);
+  const auto* a = static_cast<const float*>(va);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(w[i]) * a[i];
+  *s = static_cast<float>(sum);
+}
+
+void vec_dot_f16_ref(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const uint16_t*>(vw);
+  const auto* a = static_cast<const float*>(va);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(fp16_to_f32(w[i])) * a[i];
+  *s = static_cast<float>(sum);
+}
+
+void vec_dot_bf16_ref(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const uint16_t*>(vw);
+  const auto* a = static_cast<const float*>(va);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(bf16_to_f32(w[i])) * a[i];
+  *s = static_cast<float>(sum);
+}
+
+// ---- 32-blocks × Q8_0 / Q8_1 ----
+
+void vec_dot_q4_0_ref(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const BlockQ4_0*>(vw);
+  const auto* a = static_cast<const ActQ8_0*>(va);
+  float sum = 0;
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    int sumi = 0;
+    for (int j = 0; j < kQK; ++j) sumi += (nibble(w[b].qs, j) - 8) * a[b].qs[j];
+    sum += h2f(w[b].d) * h2f(a[b].d) * static_cast<float>(sumi);
+  }
+  *s = sum;
+}
+
+void vec_dot_q4_1_ref(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const BlockQ4_1*>(vw);
+  const auto* a = static_cast<const ActQ8_1*>(va);
+  float sum = 0;
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    int sumi = 0;
+    for (int j = 0; j < kQK; ++j) sumi += nibble(w[b].qs, j) * a[b].qs[j];
+    // sum_j (d*q_j + m) * da*a_j = d*da*sumi + m*da*sum(a)
+    const float da = h2f(a[b].d);
+    sum += h2f(w[b].d) * da * static_cast<float>(sumi) + h2f(w[b].m) * da * a[b].sum;
+  }
+  *s = sum;
+}
+
+void vec_dot_q5_0_ref(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const BlockQ5_0*>(vw);
+  const auto* a = static_cast<const ActQ8_0*>(va);
+  float sum = 0;
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    int sumi = 0;
+    for (int j = 0; j < kQK; ++j) {
+      const int q = (nibble(w[b].qs, j) | (q5_high_bit(w[b].qh, j) << 4)) - 16;
+      sumi += q * a[b].qs[j];
+    }
+    sum += h2f(w[b].d) * h2f(a[b].d) * static_cast<float>(sumi);
+  }
+  *s = sum;
+}
+
+void vec_dot_q5_1_ref(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const BlockQ5_1*>(vw);
+  const auto* a = static_cast<const ActQ8_1*>(va);
+  float sum = 0;
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    int sumi = 0;
+    for (int j = 0; j < kQK; ++j) {
+      const int q = nibble(w[b].qs, j) | (q5_high_bit(w[b].qh, j) << 4);
+      sumi += q * a[b].qs[j];
+    }
+    const float da = h2f(a[b].d);
+    sum += h2f(w[b].d) * da * static_cast<float>(sumi) + h2f(w[b].m) * da * a[b].sum;
+  }
+  *s = sum;
+}
+
+void vec_dot_q8_0_ref(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const BlockQ8_0*>(vw);
+  const auto* a = static_cast<const ActQ8_0*>(va);
+  float sum = 0;
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    int sumi = 0;
+    for (int j = 0; j < kQK; ++j) sumi += w[b].qs[j] * a[b].qs[j];
+    sum += h2f(w[b].d) * h2f(a[b].d) * static_cast<float>(sumi);
+  }
+  *s = sum;
+}
+
+// ---- K-quants × Q8_K ----
+// Element e (0..255) of a super-block. For the 2-bit-plane types (Q2_K, Q3_K, Q6_K's high
+// bits) the block is two halves of 128; within a half, element 32*g + l sits in bits 2g of
+// byte l. Sub-block (scale) index is always e/16 (Q2/Q3/Q6) or e/32 (Q4/Q5).
+
+void vec_dot_q2_k_ref(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const BlockQ2_K*>(vw);
+  const auto* a = static_cast<const ActQ8_K*>(va);
+  float sum = 0;
+  for (int64_t b = 0; b < n / kQKK; ++b) {
+    const BlockQ2_K& x = w[b];
+    int sumi = 0;
+    for (int sb = 0; sb < 16; ++sb) {
+      int dot = 0;
+      for (int k = 0; k < 16; ++k) {
+        const int e = sb * 16 + k, half = e / 128, g = (e % 128) / 32, l = e % 32;
+        dot += ((x.qs[half * 32 + l] >> (2 * g)) & 3) * a[b].qs[e];
+      }
+      sumi += (x.scales[sb] & 15) * dot;
+    }
+    int summ = 0;  // the mins: sum over sub-blocks of min * sum(a)
+    for (int sb = 0; sb < 16; ++sb) summ += (x.scales[sb] >> 4) * a[b].bsums[sb];
+    sum += h2f(x.d) * a[b].d * static_cast<float>(sumi) -
+           h2f(x.dmin) * a[b].d * static_cast<float>(summ);
+  }
+  *s = sum;
+}
+
+void vec_dot_q3_k_ref(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const BlockQ3_K*>(vw);
+  const auto* a = static_cast<const ActQ8_K*>(va);
+  float sum = 0;
+  for (int64_t b = 0; b < n / kQKK; ++b) {
+    const BlockQ3_K& x = w[b];
+    int8_t sc[16];
+    unpack_scales_q3_k(x.scales, sc);
+    int sumi = 0;
+    for (int sb = 0; sb < 16; ++sb) {
+      int dot = 0;
+      for (int k = 0; k < 16; ++k) {
+        const int e = sb * 16 + k, half = e / 128, g = (e % 128) / 32, l = e % 32;
+        const int lo = (x.qs[half * 32 + l] >> (2 * g)) & 3;
+        const int hbit = (x.hmask[l] >> (half * 4 + g)) & 1;
+        dot += (lo - (hbit ? 0 : 4)) * a[b].qs[e];
+      }
+      sumi += sc[sb] * dot;
+    }
+    sum += h2f(x.d) * a[b].d * static_cast<float>(sumi);
+  }
+  *s = sum;
+}
+
+void vec_dot_q4_k_ref(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const BlockQ4_K*>(vw);
+  const auto* a = static_cast<const ActQ8_K*>(va);
+  float sum = 0;
+  for (int64_t b = 0; b < n / kQKK; ++b) {
+    const BlockQ4_K& x = w[b];
+    int sumi = 0, summ = 0;
+    for (int sb = 0; sb < 8; ++sb) {  // element e: byte 32*(e/64) + e%32, nibble (e/32)&1
+      int scale, min;
+      unpack_scale_min_k4(x.scales, sb, &scale, &min);
+      int dot = 0;
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t byte = x.qs[(sb / 2) * 32 + l];
+        dot += ((sb & 1) ? (byte >> 4) : (byte & 15)) * a[b].qs[sb * 32 + l];
+      }
+      sumi += scale * dot;
+      summ += min * (a[b].bsums[2 * sb] + a[b].bsums[2 * sb + 1]);
+    }
+    sum += h2f(x.d) * a[b].d * static_cast<float>(sumi) -
+           h2f(x.dmin) * a[b].d * static_cast<float>(summ);
+  }
+  *s = sum;
+}
+
+void vec_dot_q5_k_ref(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const BlockQ5_K*>(vw);
+  const auto* a = static_cast<const ActQ8_K*>(va);
+  float sum = 0;
+  for (int64_t b = 0; b < n / kQKK; ++b) {
+    const BlockQ5_K& x = w[b];
+    int sumi = 0, summ = 0;
+    for (int sb = 0; sb < 8; ++sb) {  // as Q4_K, fifth bit of element e is bit e/32 of qh[e%32]
+      int scale, min;
+      unpack_scale_min_k4(x.scales, sb, &scale, &min);
+      int dot = 0;
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t byte = x.qs[(sb / 2) * 32 + l];
+        const int lo = (sb & 1) ? (byte >> 4) : (byte & 15);
+        const int q = lo | (((x.qh[l] >> sb) & 1) << 4);
+        dot += q * a[b].qs[sb * 32 + l];
+      }
+      sumi += scale * dot;
+      summ += min * (a[b].bsums[2 * sb] + a[b].bsums[2 * sb + 1]);
+    }
+    sum += h2f(x.d) * a[b].d * static_cast<float>(sumi) -
+           h2f(x.dmin) * a[b].d * static_cast<float>(summ);
+  }
+  *s = sum;
+}
+
+void vec_dot_q6_k_ref(int64_t n, float* s, const void* vw, const void* va) {
+  const auto* w = static_cast<const BlockQ6_K*>(vw);
+  const auto* a = static_cast<const ActQ8_K*>(va);
+  float sum = 0;
+  for (int64_t b = 0; b < n / kQKK; ++b) {
+    const BlockQ6_K& x = w[b];
+    int sumi = 0;
+    for (int sb = 0; sb < 16; ++sb) {
+      int dot = 0;
+      for (int k = 0; k < 16; ++k) {
+        // low 4 bits: nibble g/2 of ql[64*half + 32*(g&1) + l]; high 2: bits 2g of qh[32*half + l]
+        const int e = sb * 16 + k, half = e / 128, g = (e % 128) / 32, l = e % 32;
+        const uint8_t lo_byte = x.ql[half * 64 + (g & 1) * 32 + l];
+        const int lo = (g >> 1) ? (lo_byte >> 4) : (lo_byte & 15);
+        const int hi = (x.qh[half * 32 + l] >> (2 * g)) & 3;
+        dot += ((lo | (hi << 4)) - 32) * a[b].qs[e];
+      }
+      sumi += x.scales[sb] * dot;
+    }
+    sum += h2f(x.d) * a[b].d * static_cast<float>(sumi);
+  }
+  *s = sum;
+}
+
+}  // namespace xent::cpu

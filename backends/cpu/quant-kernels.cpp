@@ -1,0 +1,75 @@
+// Tables of matmul kernels per weight type and the one-time choice of SIMD level.
+// The reference table is always there; SIMD tables share its activation formats.
+#include "backends/cpu/quant-kernels.h"
+
+#include "backends/cpu/quant-kernels-internal.h"
+
+#if defined(XENT_CPU_HAVE_AVX2_KERNELS) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
+
+namespace xent::cpu {
+namespace {
+
+constexpr QuantKernels kRef[] = {
+    {DType::F32, DType::F32, act_row_bytes_f32, quantize_act_f32, vec_dot_f32_ref},
+    {DType::F16, DType::F32, act_row_bytes_f32, quantize_act_f32, vec_dot_f16_ref},
+    {DType::BF16, DType::F32, act_row_bytes_f32, quantize_act_f32, vec_dot_bf16_ref},
+    {DType::Q4_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_ref, vec_dot_q4_0_ref},
+    {DType::Q4_1, DType::Q8_1, act_row_bytes_q8_1, quantize_act_q8_1_ref, vec_dot_q4_1_ref},
+    {DType::Q5_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_ref, vec_dot_q5_0_ref},
+    {DType::Q5_1, DType::Q8_1, act_row_bytes_q8_1, quantize_act_q8_1_ref, vec_dot_q5_1_ref},
+    {DType::Q8_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_ref, vec_dot_q8_0_ref},
+    {DType::Q2_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_ref, vec_dot_q2_k_ref},
+    {DType::Q3_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_ref, vec_dot_q3_k_ref},
+    {DType::Q4_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_ref, vec_dot_q4_k_ref},
+    {DType::Q5_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_ref, vec_dot_q5_k_ref},
+    {DType::Q6_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_ref, vec_dot_q6_k_ref},
+};
+
+enum class Level { scalar, avx2 };
+
+Level detect_level() {
+#if defined(XENT_CPU_HAVE_AVX2_KERNELS) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  // clang's __builtin_cpu_supports has no "f16c": read CPUID leaf 1, ECX bit 29.
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c)
+    return Level::avx2;
+#endif
+  return Level::scalar;
+}
+
+Level level() {
+  static const Level l = detect_level();
+  return l;
+}
+
+}  // namespace
+
+const QuantKernels* kernels_ref(DType weight_type) {
+  for (const QuantKernels& k : kRef)
+    if (k.weight_type == weight_type) return &k;
+  return nullptr;
+}
+
+const QuantKernels* kernels_best(DType weight_type) {
+#if defined(XENT_CPU_HAVE_AVX2_KERNELS)
+  if (level() == Level::avx2)
+    if (const QuantKernels* k = kernels_avx2(weight_type)) return k;
+#endif
+  return kernels_ref(weight_type);
+}
+
+const char* simd_level() {
+  switch (level()) {
+    case Level::avx2:
+      return "avx2";
+    case Level::scalar:
+      break;
+  }
+  return "scalar";
+}
+
+}  // namespace xent::cpu

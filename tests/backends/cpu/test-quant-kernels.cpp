@@ -1,0 +1,352 @@
+// Tests of the CPU matmul kernels: the scalar references against an f64 dot of what
+// formats/quants.cpp dequantizes, the SIMD kernels against the references, and the
+// activation quantizers against their definition and against formats' Q8_0/Q8_K quantizer.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/quant-kernels-internal.h"
+#include "backends/cpu/quant-kernels.h"
+#include "formats/quant-blocks.h"
+#include "formats/quants.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
+
+using namespace xent;
+using namespace xent::cpu;
+
+namespace {
+
+const DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1,
+                              DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K,
+                              DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+// Row lengths per type: one block, several blocks, and a model-sized row. Plain types
+// also get lengths that exercise the SIMD tail loops.
+std::vector<int64_t> lengths(DType t) {
+  const int64_t blk = dtype_block_elems(t);
+  if (blk == 1) return {1, 7, 32, 100, 4096};
+  return {blk, blk * 5, 4096};
+}
+
+// Activations with a different magnitude per 32 values (log-uniform 1e-2 .. 1e1), an
+// all-zero block and a few outliers, so scales and the zero-scale path all get used.
+std::vector<float> random_activations(int64_t n, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::uniform_real_distribution<float> expo(-2.f, 1.f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (int64_t b = 0; b < n; b += 32) {
+    const float scale = std::pow(10.f, expo(rng));
+    const bool zero = n >= 512 && b == 256;  // a whole zero Q8_K super-block when n allows
+    for (int64_t i = b; i < b + 32 && i < n; ++i) x[i] = zero ? 0.f : scale * normal(rng);
+  }
+  if (n >= 64) x[static_cast<size_t>(n / 3)] *= 50.f;
+  return x;
+}
+
+// Random bits for everything but the f16 scale fields, which get finite values, so every
+// quant value and every packed-scale bit pattern appears.
+std::vector<uint8_t> random_weight_bytes(DType t, int64_t n, std::mt19937& rng) {
+  std::vector<uint8_t> w(dtype_row_bytes(t, n));
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (uint8_t& v : w) v = static_cast<uint8_t>(byte(rng));
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  auto half = [&](float scale) { return f32_to_fp16(scale * u(rng)); };
+  const int64_t nb = n / dtype_block_elems(t);
+  uint8_t* p = w.data();
+  for (int64_t b = 0; b < nb; ++b) {
+    switch (t) {
+      case DType::F32: {
+        float* f = reinterpret_cast<float*>(p);
+        for (int64_t i = 0; i < n; ++i) f[i] = u(rng);
+        return w;
+      }
+      case DType::F16: {
+        uint16_t* h = reinterpret_cast<uint16_t*>(p);
+        for (int64_t i = 0; i < n; ++i) h[i] = half(2.f);
+        return w;
+      }
+      case DType::BF16: {
+        uint16_t* h = reinterpret_cast<uint16_t*>(p);
+        for (int64_t i = 0; i < n; ++i) h[i] = f32_to_bf16(2.f * u(rng));
+        return w;
+      }
+      case DType::Q4_0: reinterpret_cast<BlockQ4_0*>(p)[b].d = half(0.1f); break;
+      case DType::Q5_0: reinterpret_cast<BlockQ5_0*>(p)[b].d = half(0.1f); break;
+      case DType::Q8_0: reinterpret_cast<BlockQ8_0*>(p)[b].d = half(0.01f); break;
+      case DType::Q4_1: {
+        auto& blk = reinterpret_cast<BlockQ4_1*>(p)[b];
+        blk.d = half(0.1f);
+        blk.m = half(0.5f);
+        break;
+      }
+      case DType::Q5_1: {
+        auto& blk = reinterpret_cast<BlockQ5_1*>(p)[b];
+        blk.d = half(0.1f);
+        blk.m = half(1.f);
+        break;
+      }
+      case DType::Q2_K: {
+        auto& blk = reinterpret_cast<BlockQ2_K*>(p)[b];
+        blk.d = half(0.1f);
+        blk.dmin = half(0.1f);
+        break;
+      }
+      case DType::Q3_K: reinterpret_cast<BlockQ3_K*>(p)[b].d = half(0.05f); break;
+      case DType::Q4_K: {
+        auto& blk = reinterpret_cast<BlockQ4_K*>(p)[b];
+        blk.d = half(0.01f);
+        blk.dmin = half(0.01f);
+        break;
+      }
+      case DType::Q5_K: {
+        auto& blk = reinterpret_cast<BlockQ5_K*>(p)[b];
+        blk.d = half(0.005f);
+        blk.dmin = half(0.01f);
+        break;
+      }
+      case DType::Q6_K: reinterpret_cast<BlockQ6_K*>(p)[b].d = half(0.001f); break;
+      default: FAIL("no generator for " << dtype_name(t));
+    }
+  }
+  return w;
+}
+
+// What the kernels see after formats' reference quantizer, from Gaussian weights.
+std::vector<uint8_t> quantized_weights(DType t, int64_t n, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.f, 0.05f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (float& v : x) v = normal(rng);
+  std::vector<uint8_t> w(dtype_row_bytes(t, n));
+  quantize_row(t, x.data(), w.data(), n);
+  return w;
+}
+
+// The activation each kernel multiplies by, decoded from our activation formats.
+std::vector<float> decode_act(DType act_type, const std::vector<uint8_t>& a, int64_t n) {
+  std::vector<float> x(static_cast<size_t>(n));
+  switch (act_type) {
+    case DType::F32:
+      std::memcpy(x.data(), a.data(), x.size() * sizeof(float));
+      break;
+    case DType::Q8_0: {
+      const auto* b = reinterpret_cast<const ActQ8_0*>(a.data());
+      for (int64_t i = 0; i < n; ++i) x[i] = fp16_to_f32(b[i / 32].d) * b[i / 32].qs[i % 32];
+      break;
+    }
+    case DType::Q8_1: {
+      const auto* b = reinterpret_cast<const ActQ8_1*>(a.data());
+      for (int64_t i = 0; i < n; ++i) x[i] = fp16_to_f32(b[i / 32].d) * b[i / 32].qs[i % 32];
+      break;
+    }
+    case DType::Q8_K: {
+      const auto* b = reinterpret_cast<const ActQ8_K*>(a.data());
+      for (int64_t i = 0; i < n; ++i) x[i] = b[i / 256].d * b[i / 256].qs[i % 256];
+      break;
+    }
+    default:
+      FAIL("unknown activation type " << dtype_name(act_type));
+  }
+  return x;
+}
+
+// Largest |x - decoded x| the activation format allows for each element: half a step
+// of the block scale, plus (for the f16 scale of Q8_0/Q8_1) the scale's own rounding,
+// at most 2^-11 relative or 2^-25 absolute in the subnormal range, times |q| <= 127.
+std::vector<double> act_error_bound(DType act_type, const std::vector<uint8_t>& a, int64_t n) {
+  std::vector<double> e(static_cast<size_t>(n), 0.0);
+  if (act_type == DType::Q8_0 || act_type == DType::Q8_1) {
+    const size_t stride = act_type == DType::Q8_0 ? sizeof(ActQ8_0) : sizeof(ActQ8_1);
+    for (int64_t i = 0; i < n; ++i) {
+      uint16_t d16;
+      std::memcpy(&d16, a.data() + (i / 32) * stride, 2);
+      const double d = std::fabs(fp16_to_f32(d16));
+      e[i] = (0.5 * d + 127.0 * (d * std::ldexp(1.0, -11) + std::ldexp(1.0, -25))) * (1 + 1e-6);
+    }
+  } else if (act_type == DType::Q8_K) {
+    const auto* b = reinterpret_cast<const ActQ8_K*>(a.data());
+    for (int64_t i = 0; i < n; ++i) e[i] = 0.5 * std::fabs(b[i / 256].d) * (1 + 1e-5);
+  }
+  return e;
+}
+
+std::vector<uint8_t> quantize_act(const QuantKernels& k, const std::vector<float>& x) {
+  const int64_t n = static_cast<int64_t>(x.size());
+  std::vector<uint8_t> a(k.act_row_bytes(n));
+  k.quantize_act(x.data(), a.data(), n);
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("kernel tables cover the matmul weight types and nothing else", "[cpu][kernels]") {
+  for (DType t : kWeightTypes) {
+    INFO(dtype_name(t));
+    const QuantKernels* r = kernels_ref(t);
+    const QuantKernels* b = kernels_best(t);
+    REQUIRE(r != nullptr);
+    REQUIRE(b != nullptr);
+    CHECK(r->weight_type == t);
+    CHECK(b->weight_type == t);
+    // work_bytes sizes the scratch from the reference table, mul_mat may use the best one.
+    CHECK(r->act_type == b->act_type);
+    for (int64_t n : lengths(t)) CHECK(r->act_row_bytes(n) == b->act_row_bytes(n));
+    REQUIRE(r->quantize_act != nullptr);
+    REQUIRE(b->quantize_act != nullptr);
+  }
+  for (DType t : {DType::Q8_1, DType::Q8_K, DType::I8, DType::I32, DType::F64}) {
+    INFO(dtype_name(t));
+    CHECK(kernels_ref(t) == nullptr);
+    CHECK(kernels_best(t) == nullptr);
+  }
+  const std::string level = simd_level();
+  CHECK((level == "avx2" || level == "scalar" || level == "neon" || level == "neon-dotprod" ||
+         level == "avx512"));
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0;
+  const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
+  CHECK(level == (has_avx2 ? "avx2" : "scalar"));
+#endif
+}
+
+TEST_CASE("activation quantizers: SIMD bytes equal the reference's and follow the definition",
+          "[cpu][kernels]") {
+  std::mt19937 rng(7);
+  for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q2_K}) {  // one per activation format
+    const QuantKernels& r = *kernels_ref(t);
+    const QuantKernels& b = *kernels_best(t);
+    INFO(dtype_name(t) << " act " << dtype_name(r.act_type));
+    for (int64_t n : {int64_t{256}, int64_t{4096}}) {
+      for (int rep = 0; rep < 4; ++rep) {
+        std::vector<float> x = random_activations(n, rng);
+        if (rep == 1) x[5] = -x[5] * 1000.f;  // the signed extreme decides Q8_K's scale sign
+        if (rep == 2)                         // ties of magnitude: the first one wins
+          for (int64_t i = 0; i < n; i += 17) x[i] = (i % 2 ? -1.f : 1.f) * 100.f;
+        const std::vector<uint8_t> ar = quantize_act(r, x), ab = quantize_act(b, x);
+        REQUIRE(ar.size() == ab.size());
+        CHECK(std::memcmp(ar.data(), ab.data(), ar.size()) == 0);
+
+        // Against formats' quantizer (ggml's reference): Q8_K must match exactly, Q8_0
+        // except exact .5 ties (ggml's Q8_0 reference rounds them away from zero, we
+        // round them to even like its SIMD path).
+        const DType ref_fmt = r.act_type == DType::Q8_K ? DType::Q8_K : DType::Q8_0;
+        std::vector<uint8_t> fq(dtype_row_bytes(ref_fmt, n));
+        quantize_row(ref_fmt, x.data(), fq.data(), n);
+        const int64_t bs = dtype_block_elems(ref_fmt);
+        for (int64_t blk = 0; blk < n / bs; ++blk) {
+          if (ref_fmt == DType::Q8_K) {
+            const auto& ours = reinterpret_cast<const ActQ8_K*>(ar.data())[blk];
+            const auto& theirs = reinterpret_cast<const BlockQ8_K*>(fq.data())[blk];
+            REQUIRE(std::memcmp(&ours, &theirs, sizeof ours) == 0);
+            continue;
+          }
+          const auto& theirs = reinterpret_cast<const BlockQ8_0*>(fq.data())[blk];
+          uint16_t d;
+          const int8_t* qs;
+          int sum_stored = 0;
+          if (r.act_type == DType::Q8_0) {
+            const auto& ours = reinterpret_cast<const ActQ8_0*>(ar.data())[blk];
+            d = ours.d;
+            qs = ours.qs;
+          } else {
+            const auto& ours = reinterpret_cast<const ActQ8_1*>(ar.data())[blk];
+            d = ours.d;
+            qs = ours.qs;
+            sum_stored = ours.sum;
+          }
+          REQUIRE(d == theirs.d);
+          float amax = 0;
+          for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[blk * 32 + j]));
+          const float id = amax != 0 ? 127.f / amax : 0.f;
+          int sum = 0;
+          for (int j = 0; j < 32; ++j) {
+            sum += qs[j];
+            if (qs[j] == theirs.qs[j]) continue;
+            // Only an exact tie may differ, and then by one step.
+            const float v = x[blk * 32 + j] * (1.f / (amax / 127.f));
+            INFO("block " << blk << " elem " << j << " x*id " << v << " id~" << id);
+            CHECK(std::fabs(v - std::trunc(v)) == 0.5f);
+            CHECK(std::abs(qs[j] - theirs.qs[j]) == 1);
+          }
+          if (r.act_type == DType::Q8_1) CHECK(sum_stored == sum);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("vec_dot: reference vs f64 oracle, SIMD vs reference, error vs f32 activations",
+          "[cpu][kernels]") {
+  std::mt19937 rng(1234);
+  for (DType t : kWeightTypes) {
+    const QuantKernels& r = *kernels_ref(t);
+    const QuantKernels& best = *kernels_best(t);
+    // Reported: how far quantized activations move the dot, and the worst (a)/(b) errors.
+    double worst_rel_to_f32 = 0, worst_a = 0, worst_b = 0;
+    for (int64_t n : lengths(t)) {
+      for (int src = 0; src < 2; ++src) {
+        for (int rep = 0; rep < 3; ++rep) {
+          INFO(dtype_name(t) << " n=" << n << (src ? " quantized" : " random bytes")
+                             << " rep " << rep);
+          const std::vector<uint8_t> w =
+              src ? quantized_weights(t, n, rng) : random_weight_bytes(t, n, rng);
+          const std::vector<float> x = random_activations(n, rng);
+          const std::vector<uint8_t> a = quantize_act(r, x);
+          const std::vector<float> aq = decode_act(r.act_type, a, n);
+          std::vector<float> wf(static_cast<size_t>(n));
+          dequantize_row(t, w.data(), wf.data(), n);
+
+          double exact = 0, mag = 0, exact_f32 = 0, mag_f32 = 0, bound_f32 = 0;
+          const std::vector<double> e = act_error_bound(r.act_type, a, n);
+          for (int64_t i = 0; i < n; ++i) {
+            exact += static_cast<double>(wf[i]) * aq[i];
+            mag += std::fabs(static_cast<double>(wf[i]) * aq[i]);
+            exact_f32 += static_cast<double>(wf[i]) * x[i];
+            mag_f32 += std::fabs(static_cast<double>(wf[i]) * x[i]);
+            bound_f32 += std::fabs(static_cast<double>(wf[i])) * e[i];
+          }
+          const double tiny = 1e-30;
+          auto rel = [&](double err) { return mag > 0 ? err / mag : 0.0; };
+
+          // (a) the reference is exact integer math up to float rounding of the scales and
+          // of the per-block accumulation.
+          float s_ref = NAN;
+          r.vec_dot(n, &s_ref, w.data(), a.data());
+          INFO("ref " << s_ref << " exact " << exact << " sum|terms| " << mag);
+          CHECK(std::fabs(s_ref - exact) <= 2e-6 * mag + tiny);
+          worst_a = std::fmax(worst_a, rel(std::fabs(s_ref - exact)));
+
+          // (b) SIMD: same math, different summation order.
+          float s_best = NAN;
+          best.vec_dot(n, &s_best, w.data(), a.data());
+          INFO("best " << s_best);
+          CHECK(std::fabs(s_best - s_ref) <= 2e-6 * mag + tiny);
+          worst_b = std::fmax(worst_b, rel(std::fabs(s_best - s_ref)));
+
+          // (c) against the original f32 activations: within the activation format's
+          // worst-case rounding (zero for F32 activations), plus float rounding.
+          INFO("f32-activation dot " << exact_f32 << " bound " << bound_f32);
+          CHECK(std::fabs(s_ref - exact_f32) <= bound_f32 + 1e-5 * mag_f32 + tiny);
+          if (mag_f32 > 0)
+            worst_rel_to_f32 =
+                std::fmax(worst_rel_to_f32, std::fabs(s_ref - exact_f32) / mag_f32);
+        }
+      }
+    }
+    // Reported for the record (run with -s); with F32 activations it must stay at float
+    // rounding. For the int8 formats the per-element bound above is the check: a single
+    // Q8_K scale over 256 values with a 50x outlier can cost a percent of sum|w*x|.
+    INFO(dtype_name(t) << " worst |ref - f32 dot| / sum|w*x| = " << worst_rel_to_f32);
+    if (r.act_type == DType::F32) CHECK(worst_rel_to_f32 <= 1e-6);
+    else
+      SUCCEED(dtype_name(t) << " worst relative error vs f32 activations " << worst_rel_to_f32);
+    SUCCEED(dtype_name(t) << " worst (a) " << worst_a << " (b) " << worst_b);
+  }
+}
