@@ -16,5 +16,6 @@ void add_perplexity_command(CLI::App& app, int& exit_code);
 void add_complete_command(CLI::App& app, int& exit_code);
 void add_serve_command(CLI::App& app, int& exit_code);
 void add_bench_autocomplete_command(CLI::App& app, int& exit_code);
+void add_bench_command(CLI::App& app, int& exit_code);
 
 }  // namespace xent::app

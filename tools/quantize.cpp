@@ -21,16 +21,11 @@
 #include "formats/gguf.h"
 #include "formats/hf-convert.h"
 #include "formats/quants.h"
+#include "quantize.h"
 
 namespace xent::app {
 namespace {
 
-// A target as users name it: a file type (general.file_type id) and its base tensor type.
-struct FileType {
-  const char* name;
-  uint32_t id;
-  DType base;
-};
 constexpr FileType kFileTypes[] = {
     {"F32", 0, DType::F32},     {"F16", 1, DType::F16},     {"BF16", 32, DType::BF16},
     {"Q4_0", 2, DType::Q4_0},   {"Q4_1", 3, DType::Q4_1},   {"Q5_0", 8, DType::Q5_0},
@@ -45,6 +40,8 @@ std::string upper(std::string s) {
   return s;
 }
 
+}  // namespace
+
 const FileType* find_file_type(std::string name) {
   name = upper(name);
   // The plain K names mean their _M mix, as in llama-quantize.
@@ -53,6 +50,20 @@ const FileType* find_file_type(std::string name) {
     if (name == f.name) return &f;
   return nullptr;
 }
+
+const FileType* find_file_type(uint32_t id) {
+  for (const FileType& f : kFileTypes)
+    if (f.id == id) return &f;
+  return nullptr;
+}
+
+std::string file_type_names() {
+  std::string names;
+  for (const FileType& f : kFileTypes) names += std::string(names.empty() ? "" : ", ") + f.name;
+  return names;
+}
+
+namespace {
 
 bool is(const FileType& ft, const char* name) { return std::strcmp(ft.name, name) == 0; }
 bool contains(const std::string& s, const char* frag) { return s.find(frag) != std::string::npos; }
@@ -68,15 +79,6 @@ bool should_quantize(const gguf::TensorInfo& t) {
   if (n == "position_embd.weight" || n == "token_types.weight") return false;
   return true;
 }
-
-// What the rules need to know about the whole model.
-struct MixState {
-  int64_t n_layer = 0;
-  int64_t n_gqa = 1;           // head_count / head_count_kv
-  bool has_output = false;     // false: the token embedding doubles as the output matrix
-  int n_attention_wv = 0;      // attn_v (or fused attn_qkv) tensors
-  int i_attention_wv = 0;      // attn_v tensors seen so far
-};
 
 int layer_of(const std::string& name) {
   if (name.rfind("blk.", 0) != 0) return 0;
@@ -136,6 +138,15 @@ DType mix_type(const FileType& ft, const gguf::TensorInfo& t, MixState& s) {
   }
   return type;
 }
+
+}  // namespace
+
+DType planned_tensor_type(const FileType& ft, const gguf::TensorInfo& t, MixState& s, bool pure) {
+  if (!should_quantize(t)) return t.type;
+  return (pure || !dtype_info(ft.base).quantized) ? ft.base : mix_type(ft, t, s);
+}
+
+namespace {
 
 struct QuantizeOptions {
   std::string input, output, type;
@@ -203,9 +214,7 @@ int run(const QuantizeOptions& o) {
     namespace fs = std::filesystem;
     const FileType* ft = find_file_type(o.type);
     if (!ft) {
-      std::string names;
-      for (const FileType& f : kFileTypes) names += std::string(names.empty() ? "" : ", ") + f.name;
-      throw Error("unknown type '" + o.type + "' (known: " + names + "; Q3_K, Q4_K, Q5_K mean their _M mix)");
+      throw Error("unknown type '" + o.type + "' (known: " + file_type_names() + "; Q3_K, Q4_K, Q5_K mean their _M mix)");
     }
     std::error_code ec;
     if (fs::weakly_canonical(o.input, ec) == fs::weakly_canonical(o.output, ec) ||
@@ -249,9 +258,8 @@ int run(const QuantizeOptions& o) {
     uint64_t bytes_in = 0, bytes_out = 0, n_params = 0;
     size_t n_requantized = 0, done = 0;
     for (const gguf::TensorInfo* t : order) {
-      DType type = t->type;
+      DType type = planned_tensor_type(*ft, *t, st, o.pure);
       if (should_quantize(*t)) {
-        type = (o.pure || !dtype_info(ft->base).quantized) ? ft->base : mix_type(*ft, *t, st);
         if (embd_type && t->name == "token_embd.weight") type = *embd_type;
         if (out_type && t->name == "output.weight") type = *out_type;
         if (t->ne[0] % dtype_block_elems(type) != 0)

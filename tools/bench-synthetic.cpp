@@ -1,0 +1,290 @@
+// Random-weight GGUF models of real shapes for benchmarks: seeded Gaussian weights in the
+// types `xent quantize` would choose, and a synthetic byte-level BPE vocabulary.
+#include "bench-synthetic.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "formats/error.h"
+#include "formats/gguf.h"
+#include "formats/hf-convert.h"
+#include "formats/quants.h"
+#include "quantize.h"
+
+namespace xent::app {
+namespace {
+
+// Shapes of published models (and two tiny ones for tests). n_vocab is the real model's;
+// a vocabulary copied from another file replaces it.
+struct SyntheticShape {
+  const char* name;
+  const char* arch;  // "llama" or "gpt2"
+  int64_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, n_vocab;
+  float rope_base;
+  bool tied;  // no output.weight: the token embedding is the output matrix
+};
+constexpr SyntheticShape kShapes[] = {
+    {"gpt2-124m", "gpt2", 768, 12, 12, 12, 3072, 1024, 50257, 0, true},                 // GPT-2 small
+    {"smollm2-135m", "llama", 576, 30, 9, 3, 1536, 8192, 49152, 100000, true},          // SmolLM2 135M
+    {"llama-1b", "llama", 2048, 16, 32, 8, 8192, 131072, 128256, 500000, true},         // Llama 3.2 1B
+    {"tinyllama-1.1b", "llama", 2048, 22, 32, 4, 5632, 2048, 32000, 10000, false},      // TinyLlama 1.1B
+    {"llama-7b", "llama", 4096, 32, 32, 32, 11008, 4096, 32000, 10000, false},          // Llama 2 7B
+    {"llama-160m", "llama", 768, 12, 12, 12, 3072, 2048, 32000, 10000, false},          // GPT-2-small-sized llama
+    {"tiny-test", "llama", 64, 2, 4, 2, 128, 256, 512, 10000, false},                   // tests only
+    {"tiny-test-gpt2", "gpt2", 64, 2, 4, 4, 256, 128, 512, 0, true},                    // tests only
+};
+
+// One tensor to draw: N(mean, stddev) in F32, converted to `type`.
+struct Spec {
+  std::string name;
+  std::vector<int64_t> ne;
+  float stddev, mean;
+};
+
+uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// splitmix64: a fast generator; each chunk of rows starts at a hashed point of the
+// sequence, so chunks can be drawn on any thread in any order.
+struct Rng {
+  uint64_t s;
+  uint64_t next() { return mix64(s += 0x9E3779B97F4A7C15ull); }
+  double uniform_open() { return (static_cast<double>(next() >> 11) + 0.5) * 0x1.0p-53; }  // (0, 1)
+};
+
+// Box-Muller: two standard normals per two uniforms.
+void fill_normal(Rng& rng, float* dst, int64_t n, float mean, float stddev) {
+  for (int64_t i = 0; i < n; i += 2) {
+    const double r = std::sqrt(-2.0 * std::log(rng.uniform_open()));
+    const double a = 6.283185307179586 * rng.uniform_open();
+    dst[i] = mean + stddev * static_cast<float>(r * std::cos(a));
+    if (i + 1 < n) dst[i + 1] = mean + stddev * static_cast<float>(r * std::sin(a));
+  }
+}
+
+// GPT-2's byte -> printable code point map: printable Latin-1 bytes stand for themselves,
+// the rest get code points from 256 up, in byte order.
+std::vector<std::pair<int, int>> byte_chars() {
+  std::vector<std::pair<int, int>> out;  // (byte, code point), in GPT-2's vocabulary order
+  std::vector<bool> printable(256, false);
+  for (int b = 0; b < 256; ++b)
+    printable[b] = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+  for (int b = 0; b < 256; ++b)
+    if (printable[b]) out.emplace_back(b, b);
+  int n = 0;
+  for (int b = 0; b < 256; ++b)
+    if (!printable[b]) out.emplace_back(b, 256 + n++);
+  return out;
+}
+
+std::string utf8(int cp) {
+  std::string s;
+  if (cp < 0x80) {
+    s += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    s += static_cast<char>(0xC0 | (cp >> 6));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    s += static_cast<char>(0xE0 | (cp >> 12));
+    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+  return s;
+}
+
+// A byte-level BPE vocabulary of exactly n_vocab entries: the 256 byte tokens, a few
+// merges, filler tokens, and <|endoftext|> (BOS and EOS) last. Any text tokenizes.
+void set_synthetic_vocab(gguf::Writer& w, int64_t n_vocab) {
+  std::vector<std::string> tokens;
+  std::string space;
+  for (const auto& [byte, cp] : byte_chars()) {
+    tokens.push_back(utf8(cp));
+    if (byte == ' ') space = tokens.back();
+  }
+  const std::vector<std::pair<std::string, std::string>> pairs = {
+      {space, "t"}, {space, "a"}, {"h", "e"}, {"i", "n"}, {"r", "e"}, {"o", "n"}, {space + "t", "he"}, {"e", "r"}};
+  std::vector<std::string> merges;
+  for (const auto& [a, b] : pairs) {
+    merges.push_back(a + " " + b);
+    tokens.push_back(a + b);
+  }
+  if (n_vocab < static_cast<int64_t>(tokens.size()) + 1)
+    throw Error("synthetic vocabulary: " + std::to_string(n_vocab) + " tokens are too few (at least " +
+                std::to_string(tokens.size() + 1) + ")");
+  while (static_cast<int64_t>(tokens.size()) < n_vocab - 1) tokens.push_back("<fill" + std::to_string(tokens.size()) + ">");
+  tokens.push_back("<|endoftext|>");
+  std::vector<int32_t> types(tokens.size(), 1);  // normal
+  types.back() = 3;                              // control
+  w.set_string("tokenizer.ggml.model", "gpt2");
+  w.set_string("tokenizer.ggml.pre", "gpt-2");
+  w.set_string_array("tokenizer.ggml.tokens", tokens);
+  w.set_i32_array("tokenizer.ggml.token_type", types);
+  w.set_string_array("tokenizer.ggml.merges", merges);
+  w.set_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(n_vocab - 1));
+  w.set_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(n_vocab - 1));
+}
+
+// Each matrix is scaled by 1/sqrt(fan_in) so activations keep their size through the
+// layers; the output matrix for logits with a few units of spread.
+std::vector<Spec> tensor_specs(const SyntheticShape& s, int64_t n_vocab) {
+  const int64_t d = s.n_embd, hd = s.n_embd / s.n_head, kv = s.n_head_kv * hd;
+  const float inv = 1.0f / std::sqrt(static_cast<float>(d)), inv_ff = 1.0f / std::sqrt(static_cast<float>(s.n_ff));
+  const float embd_std = s.tied ? 3.0f * inv : 1.0f;
+  std::vector<Spec> v;
+  v.push_back({"token_embd.weight", {d, n_vocab}, embd_std, 0});
+  if (!s.tied) v.push_back({"output.weight", {d, n_vocab}, 3.0f * inv, 0});
+  v.push_back({"output_norm.weight", {d}, 0.05f, 1.0f});
+  const bool gpt2 = std::string(s.arch) == "gpt2";
+  if (gpt2) {
+    v.push_back({"position_embd.weight", {d, s.n_ctx}, 0.5f * embd_std, 0});
+    v.push_back({"output_norm.bias", {d}, 0.02f, 0});
+  }
+  for (int64_t l = 0; l < s.n_layer; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    v.push_back({b + "attn_norm.weight", {d}, 0.05f, 1.0f});
+    v.push_back({b + "ffn_norm.weight", {d}, 0.05f, 1.0f});
+    v.push_back({b + "attn_output.weight", {d, d}, 0.5f * inv, 0});
+    v.push_back({b + "ffn_up.weight", {d, s.n_ff}, inv, 0});
+    v.push_back({b + "ffn_down.weight", {s.n_ff, d}, 0.5f * inv_ff, 0});
+    if (gpt2) {
+      v.push_back({b + "attn_norm.bias", {d}, 0.02f, 0});
+      v.push_back({b + "ffn_norm.bias", {d}, 0.02f, 0});
+      v.push_back({b + "attn_qkv.weight", {d, 3 * d}, inv, 0});
+      v.push_back({b + "attn_qkv.bias", {3 * d}, 0.02f, 0});
+      v.push_back({b + "attn_output.bias", {d}, 0.02f, 0});
+      v.push_back({b + "ffn_up.bias", {s.n_ff}, 0.02f, 0});
+      v.push_back({b + "ffn_down.bias", {d}, 0.02f, 0});
+    } else {
+      v.push_back({b + "attn_q.weight", {d, d}, inv, 0});
+      v.push_back({b + "attn_k.weight", {d, kv}, inv, 0});
+      v.push_back({b + "attn_v.weight", {d, kv}, inv, 0});
+      v.push_back({b + "ffn_gate.weight", {d, s.n_ff}, inv, 0});
+    }
+  }
+  std::stable_sort(v.begin(), v.end(), [](const Spec& a, const Spec& b) { return hf::tensor_name_order(a.name, b.name); });
+  return v;
+}
+
+// Draws one tensor in chunks of rows on n_threads threads and converts each chunk to
+// `type` right away; chunk k of tensor i always gets the same stream.
+void draw_tensor(const Spec& t, DType type, uint64_t seed, uint64_t index, uint8_t* dst, int n_threads) {
+  const int64_t n_per_row = t.ne[0], nrows = t.ne.size() > 1 ? t.ne[1] : 1;
+  const size_t row_bytes = dtype_row_bytes(type, n_per_row);
+  const int64_t chunk_rows = std::max<int64_t>(1, 65536 / n_per_row);
+  const int64_t n_chunks = (nrows + chunk_rows - 1) / chunk_rows;
+  std::atomic<int64_t> next{0};
+  auto work = [&] {
+    std::vector<float> buf(static_cast<size_t>(chunk_rows * n_per_row));
+    for (int64_t c; (c = next.fetch_add(1)) < n_chunks;) {
+      const int64_t r0 = c * chunk_rows, n = std::min(chunk_rows, nrows - r0);
+      Rng rng{mix64(mix64(mix64(seed) ^ index) ^ static_cast<uint64_t>(c))};
+      fill_normal(rng, buf.data(), n * n_per_row, t.mean, t.stddev);
+      quantize_rows(type, buf.data(), dst + r0 * row_bytes, n, n_per_row);
+    }
+  };
+  std::vector<std::thread> pool;
+  const int64_t useful = std::max<int64_t>(1, std::min<int64_t>(n_threads, n_chunks));
+  for (int64_t i = 1; i < useful; ++i) pool.emplace_back(work);
+  work();
+  for (std::thread& th : pool) th.join();
+}
+
+}  // namespace
+
+std::string synthetic_shape_names() {
+  std::string s;
+  for (const SyntheticShape& sh : kShapes) s += (s.empty() ? "" : ", ") + std::string(sh.name);
+  return s;
+}
+
+SyntheticResult write_synthetic_model(const SyntheticParams& p) {
+  const SyntheticShape* shape = nullptr;
+  for (const SyntheticShape& s : kShapes)
+    if (p.shape == s.name) shape = &s;
+  if (!shape) throw Error("unknown synthetic shape '" + p.shape + "' (known: " + synthetic_shape_names() + ")");
+  const FileType* ft = find_file_type(p.type);
+  if (!ft) throw Error("unknown type '" + p.type + "' (known: " + file_type_names() + ")");
+  if (p.output.empty()) throw Error("give the file to write (-o out.gguf)");
+  const SyntheticShape& s = *shape;
+  const std::string arch = s.arch;
+  const int64_t hd = s.n_embd / s.n_head;
+  const int n_threads = p.n_threads > 0 ? p.n_threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+
+  gguf::Writer w;
+  w.set_string("general.architecture", arch);
+  w.set_string("general.name", "synthetic-" + p.shape);
+  const auto u32 = [](int64_t v) { return static_cast<uint32_t>(v); };
+  w.set_u32(arch + ".context_length", u32(s.n_ctx));
+  w.set_u32(arch + ".embedding_length", u32(s.n_embd));
+  w.set_u32(arch + ".block_count", u32(s.n_layer));
+  w.set_u32(arch + ".feed_forward_length", u32(s.n_ff));
+  w.set_u32(arch + ".attention.head_count", u32(s.n_head));
+  int64_t n_vocab = s.n_vocab;
+  std::unique_ptr<gguf::Reader> vocab;
+  if (!p.vocab_path.empty()) {
+    vocab = gguf::Reader::open(p.vocab_path);
+    const auto tokens = vocab->get_string_array("tokenizer.ggml.tokens");
+    if (!tokens) throw Error("'" + p.vocab_path + "' has no tokenizer");
+    n_vocab = static_cast<int64_t>(tokens->size());
+  }
+  if (arch == "gpt2") {
+    w.set_f32("gpt2.attention.layer_norm_epsilon", 1e-5f);
+  } else {
+    w.set_u32("llama.attention.head_count_kv", u32(s.n_head_kv));
+    w.set_u32("llama.rope.dimension_count", u32(hd));
+    w.set_u32("llama.vocab_size", u32(n_vocab));
+    w.set_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    w.set_f32("llama.rope.freq_base", s.rope_base);
+  }
+  if (vocab) {
+    for (const gguf::KeyValue& kv : vocab->kvs())
+      if (kv.key.rfind("tokenizer.", 0) == 0) w.copy_kv(kv);
+  } else {
+    set_synthetic_vocab(w, n_vocab);
+  }
+  w.set_u32("general.quantization_version", 2);
+  w.set_u32("general.file_type", ft->id);
+
+  MixState mix;
+  mix.n_layer = s.n_layer;
+  mix.n_gqa = s.n_head / s.n_head_kv;
+  mix.has_output = !s.tied;
+  mix.n_attention_wv = static_cast<int>(s.n_layer);  // one attn_v (or attn_qkv) per layer
+
+  SyntheticResult r;
+  r.arch = arch;
+  r.n_vocab = n_vocab;
+  std::deque<std::vector<uint8_t>> buffers;  // must outlive w.write()
+  const std::vector<Spec> specs = tensor_specs(s, n_vocab);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const Spec& t = specs[i];
+    gguf::TensorInfo info;
+    info.name = t.name;
+    info.type = DType::F32;
+    info.n_dims = static_cast<int>(t.ne.size());
+    for (size_t d = 0; d < t.ne.size(); ++d) info.ne[d] = t.ne[d];
+    const DType type = planned_tensor_type(*ft, info, mix, false);
+    if (t.ne[0] % dtype_block_elems(type) != 0)
+      throw Error("tensor '" + t.name + "': rows of " + std::to_string(t.ne[0]) + " are not whole " + dtype_name(type) +
+                  " blocks");
+    const int64_t nrows = info.n_elements() / t.ne[0];
+    buffers.emplace_back(dtype_row_bytes(type, t.ne[0]) * static_cast<size_t>(nrows));
+    draw_tensor(t, type, p.seed, i, buffers.back().data(), n_threads);
+    w.add_tensor(t.name, type, t.ne, buffers.back().data(), buffers.back().size());
+    r.n_params += static_cast<uint64_t>(info.n_elements());
+    r.tensor_bytes += buffers.back().size();
+  }
+  w.write(p.output);
+  return r;
+}
+
+}  // namespace xent::app
