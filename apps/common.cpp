@@ -13,7 +13,7 @@ void add_model_options(CLI::App& cmd, ModelOptions& o, bool model_required) {
   if (model_required) m->required();
   cmd.add_option("-t,--threads", o.threads, "CPU threads (0: all)")->check(CLI::Range(0, 1024));
   cmd.add_option("--backend", o.backend, "backends in preference order: cpu, vulkan, cuda (comma-separated)");
-  cmd.add_option("-ngl,--n-gpu-layers", o.n_gpu_layers, "layers on the GPU backend (-1: all)");
+  cmd.add_option("--ngl,--n-gpu-layers", o.n_gpu_layers, "layers on the GPU backend (-1: all; -ngl works too)");
   cmd.add_option("-c,--ctx-size", o.ctx_size, "context size in tokens (0: model default)")
       ->check(CLI::Range(0, 1 << 24));
   cmd.add_option("-b,--batch-size", o.batch_size, "tokens per evaluation step")->check(CLI::Range(1, 1 << 16));

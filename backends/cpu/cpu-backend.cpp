@@ -6,6 +6,7 @@
 #include <string>
 
 #include "backends/cpu/ops.h"
+#include "backends/cpu/thread-pool.h"
 #include "formats/error.h"
 
 #ifdef XENT_HAVE_OPENMP
@@ -29,6 +30,8 @@ void omp_barrier() {
 
 CpuBackend::CpuBackend(int n_threads, bool use_reference)
     : n_threads_(std::max(1, n_threads)), use_reference_(use_reference) {}
+
+CpuBackend::~CpuBackend() = default;
 
 std::string CpuBackend::device_description() const {
   return std::string("CPU (") + simd_level() + ", " + std::to_string(n_threads_) + " threads)";
@@ -61,12 +64,12 @@ void CpuBackend::compute(const std::vector<Tensor*>& nodes) {
   for (const Tensor* t : nodes) need = std::max(need, work_bytes(*t, n_threads_));
   if (work_.size() < need) work_.resize(need);
 
-  auto run = [&](int ith, int nth) {
+  auto run = [&](int ith, int nth, void (*barrier)()) {
     OpContext ctx;
     ctx.ith = ith;
     ctx.nth = nth;
     ctx.work = work_.data();
-    ctx.barrier = omp_barrier;
+    ctx.barrier = barrier;
     ctx.kernels = use_reference_ ? kernels_ref : kernels_best;
     for (const Tensor* t : nodes) {
       if (t->op == Op::View) continue;
@@ -77,11 +80,23 @@ void CpuBackend::compute(const std::vector<Tensor*>& nodes) {
 #ifdef XENT_HAVE_OPENMP
   if (n_threads_ > 1) {
 #pragma omp parallel num_threads(n_threads_)
-    run(omp_get_thread_num(), omp_get_num_threads());
+    run(omp_get_thread_num(), omp_get_num_threads(), omp_barrier);
+    return;
+  }
+#else
+  if (n_threads_ > 1) {
+    if (!pool_ || pool_->size() < n_threads_) {
+      pool_.reset();  // join the old threads before starting more
+      pool_ = std::make_unique<ThreadPool>(n_threads_);
+    }
+    using Run = decltype(run);
+    pool_->run(
+        n_threads_, [](void* fn, int ith, int nth) { (*static_cast<Run*>(fn))(ith, nth, ThreadPool::barrier); },
+        &run);
     return;
   }
 #endif
-  run(0, 1);
+  run(0, 1, omp_barrier);
 }
 
 }  // namespace xent::cpu

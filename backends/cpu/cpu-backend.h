@@ -1,5 +1,5 @@
 // The CPU backend: host memory, the op kernels of ops.h, and a thread team per
-// backend instance (OpenMP when built with it, else one thread).
+// backend instance (OpenMP when built with it, else our own ThreadPool).
 #pragma once
 #include <memory>
 #include <vector>
@@ -8,10 +8,13 @@
 
 namespace xent::cpu {
 
+class ThreadPool;
+
 class CpuBackend final : public Backend {
  public:
   // use_reference: run the scalar reference dot products instead of SIMD (tests).
   explicit CpuBackend(int n_threads, bool use_reference = false);
+  ~CpuBackend() override;
   std::string name() const override { return "cpu"; }
   std::string device_description() const override;
   bool is_host() const override { return true; }
@@ -28,6 +31,9 @@ class CpuBackend final : public Backend {
   int n_threads_;
   bool use_reference_;
   std::vector<uint8_t> work_;
+  // Without OpenMP: started on the first multi-threaded compute(), grown when
+  // set_n_threads asks for more threads than it has.
+  std::unique_ptr<ThreadPool> pool_;
 };
 
 }  // namespace xent::cpu
