@@ -4,9 +4,15 @@
  * Conventions
  * - Functions return an xent_status (XENT_OK == 0) or a pointer (NULL on failure);
  *   xent_last_error() then gives a message for the calling thread.
- * - xent_model is immutable after loading: any number of threads may use one model
- *   (tokenize, create contexts) at the same time. An xent_context and an xent_sampler
- *   belong to one thread at a time.
+ * - Thread safety, stated for each function below as one of:
+ *   "Thread-safe": any number of threads may call it at once, on the same handle too.
+ *   "One thread per handle": calls on the same handle must not overlap (the caller
+ *   serialises them); different handles may be used from different threads at once,
+ *   also when they share one model. xent_model is immutable after loading: any number
+ *   of threads may use one model (tokenize, create contexts, run their own contexts)
+ *   at the same time. An xent_context and an xent_sampler belong to one thread at a time.
+ * - A *_free function must not overlap any other call on that handle; NULL is a no-op.
+ *   Free every context (and its autocomplete) before the model it was created from.
  * - Sizes are in tokens (n_*) or bytes (*_bytes).
  */
 #ifndef XENT_H
@@ -14,15 +20,31 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#ifndef __cplusplus
+#include <stdbool.h> /* bool in C99; C++ has it built in */
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+/* The library is compiled with hidden visibility; XENT_API marks what it exports. For
+ * consumers the attribute on a declaration is harmless. Define XENT_API yourself to
+ * override (e.g. empty, or for a Windows static build define XENT_STATIC). */
+#ifndef XENT_API
 #if defined(_WIN32)
+#if defined(XENT_BUILDING_LIBRARY)
 #define XENT_API __declspec(dllexport)
+#elif defined(XENT_STATIC)
+#define XENT_API
 #else
+#define XENT_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__) || defined(__clang__)
 #define XENT_API __attribute__((visibility("default")))
+#else
+#define XENT_API
+#endif
 #endif
 
 #define XENT_VERSION_MAJOR 0
@@ -66,7 +88,9 @@ typedef enum xent_log_level {
 } xent_log_level;
 typedef void (*xent_log_callback)(xent_log_level level, const char* message, void* user_data);
 /* Where library messages go (default: warnings and errors to stderr). NULL restores the
- * default. Set it before other calls; not thread-safe against concurrent logging. */
+ * default. Thread-safe: the callback is called from whichever thread logs, one call at a
+ * time (never concurrently), and never after this function returned with another one;
+ * it must not call xent_set_log_callback itself. */
 XENT_API void xent_set_log_callback(xent_log_callback callback, void* user_data);
 
 /* Backends compiled into this build ("cpu", "vulkan", "cuda"), comma-separated, and the
@@ -87,9 +111,12 @@ typedef struct xent_model_params {
   void* progress_user_data;
 } xent_model_params;
 
+/* Thread-safe. */
 XENT_API xent_model_params xent_model_default_params(void);
-/* NULL on failure (see xent_last_error). */
+/* NULL on failure (see xent_last_error). Thread-safe (several models may load at once);
+ * the progress callback runs on the calling thread. */
 XENT_API xent_model* xent_model_load(const char* path, const xent_model_params* params);
+/* After every context made from it is freed; no other call on the model may overlap. */
 XENT_API void xent_model_free(xent_model* model);
 
 /* Model facts. Thread-safe. Strings live as long as the model. */
@@ -101,32 +128,35 @@ XENT_API int32_t xent_model_n_vocab(const xent_model* model);
 XENT_API int32_t xent_model_n_ctx_train(const xent_model* model);
 XENT_API int32_t xent_model_n_embd(const xent_model* model);
 XENT_API int32_t xent_model_n_layer(const xent_model* model);
-/* "" when the file has no template. */
+/* "" when the file has no template. Thread-safe. */
 XENT_API const char* xent_model_chat_template(const xent_model* model);
 /* A metadata value rendered as text ("" and XENT_ERROR_INVALID_ARGUMENT if absent);
- * returns the needed length like snprintf. */
+ * returns the needed length like snprintf. Thread-safe. */
 XENT_API int32_t xent_model_meta(const xent_model* model, const char* key, char* buf, size_t buf_size);
 
 /* ---- tokens ----------------------------------------------------------------- */
 
-XENT_API xent_token xent_token_bos(const xent_model* model); /* -1 if none */
+/* Special tokens, -1 if none. Thread-safe. */
+XENT_API xent_token xent_token_bos(const xent_model* model);
 XENT_API xent_token xent_token_eos(const xent_model* model);
 XENT_API xent_token xent_token_eot(const xent_model* model);
-/* EOS, end-of-turn, or another end-of-generation token. */
+/* EOS, end-of-turn, or another end-of-generation token. Thread-safe. */
 XENT_API bool xent_token_is_eog(const xent_model* model, xent_token token);
 
 /* Tokenizes text (text_len bytes). add_special: BOS/EOS as the model says;
  * parse_special: "<|im_start|>"-style text becomes control tokens.
  * Returns the number of tokens written; if more than n_max are needed, returns the
- * negated count and writes nothing. Thread-safe. */
+ * negated count and writes nothing (n_max 0 asks for the count); INT32_MIN on other
+ * errors. Thread-safe. */
 XENT_API int32_t xent_tokenize(const xent_model* model, const char* text, int32_t text_len,
                                xent_token* tokens, int32_t n_max, bool add_special,
                                bool parse_special);
 /* The bytes of one token (not NUL-terminated). Returns the length, or its negation if
- * buf_size is too small. Thread-safe. */
+ * buf_size is too small; INT32_MIN for an invalid token. Thread-safe. */
 XENT_API int32_t xent_token_to_piece(const xent_model* model, xent_token token, char* buf,
                                      int32_t buf_size, bool render_special);
-/* Detokenizes a sequence; same return convention, NUL-terminated when it fits. */
+/* Detokenizes a sequence, NUL-terminated: returns the length (without the NUL), or the
+ * negated size needed (with the NUL) if buf_size is too small. Thread-safe. */
 XENT_API int32_t xent_detokenize(const xent_model* model, const xent_token* tokens,
                                  int32_t n_tokens, char* buf, int32_t buf_size,
                                  bool render_special);
@@ -141,10 +171,16 @@ typedef struct xent_context_params {
   int32_t n_gpu_layers; /* -1: all */
 } xent_context_params;
 
+/* Thread-safe. */
 XENT_API xent_context_params xent_context_default_params(void);
-/* NULL on failure. A requested GPU backend that is absent is skipped with one log line. */
+/* NULL on failure. A requested GPU backend that is absent is skipped with one log line.
+ * n_ctx beyond what the model's positions allow fails with a message. Thread-safe:
+ * any number of contexts may be created from, and run on, one model at once. */
 XENT_API xent_context* xent_context_create(const xent_model* model, const xent_context_params* params);
+/* Free its autocomplete first. One thread per handle. */
 XENT_API void xent_context_free(xent_context* ctx);
+/* The functions from here to xent_state_load are one thread per handle: a context is
+ * used by one thread at a time (two contexts on two threads run concurrently). */
 XENT_API int32_t xent_context_n_ctx(const xent_context* ctx);
 /* Tokens currently in the KV cache. */
 XENT_API int32_t xent_context_n_past(const xent_context* ctx);
@@ -189,10 +225,14 @@ typedef struct xent_sampler_params {
   uint64_t seed;
 } xent_sampler_params;
 
+/* Thread-safe. */
 XENT_API xent_sampler_params xent_sampler_default_params(void);
+/* NULL on failure (a bad parameter). Thread-safe. */
 XENT_API xent_sampler* xent_sampler_create(const xent_sampler_params* params);
+/* Samplers are one thread per handle (the history and the random state change). */
 XENT_API void xent_sampler_free(xent_sampler* sampler);
-/* Samples from the context's last logits and records the token in the history. */
+/* Samples from the context's last logits and records the token in the history; -1 on
+ * failure. One thread per handle, for the sampler and for the context. */
 XENT_API xent_token xent_sampler_sample(xent_sampler* sampler, xent_context* ctx);
 XENT_API void xent_sampler_accept(xent_sampler* sampler, xent_token token);
 XENT_API void xent_sampler_reset(xent_sampler* sampler);
@@ -213,7 +253,8 @@ typedef struct xent_generate_stats {
 
 /* Tokenizes prompt (add_special, parse_special), evaluates what is not already in the
  * cache, then samples up to n_predict tokens, calling on_token for each, stopping at
- * end-of-generation. stats may be NULL. */
+ * end-of-generation. stats may be NULL. One thread per handle, for the context and for
+ * the sampler; the callback runs on the calling thread. */
 XENT_API xent_status xent_generate(xent_context* ctx, xent_sampler* sampler, const char* prompt,
                                    int32_t n_predict, xent_token_callback on_token,
                                    void* user_data, xent_generate_stats* stats);
@@ -227,7 +268,8 @@ typedef struct xent_chat_message {
 
 /* Renders messages with tmpl (Jinja source; NULL: the model's own template; a name such
  * as "chatml" or "llama3": that built-in). Returns the length needed (excluding NUL)
- * or a negative value on error; writes at most buf_size bytes, NUL-terminated. */
+ * or a negative value on error; writes at most buf_size bytes, NUL-terminated.
+ * Thread-safe. */
 XENT_API int32_t xent_chat_apply_template(const xent_model* model, const char* tmpl,
                                           const xent_chat_message* messages, size_t n_messages,
                                           bool add_generation_prompt, char* buf, int32_t buf_size);
@@ -264,10 +306,13 @@ typedef struct xent_autocomplete_result {
   int32_t n_steps;            /* tree evaluations */
 } xent_autocomplete_result;
 
+/* Thread-safe. */
 XENT_API xent_autocomplete_params xent_autocomplete_default_params(void);
 /* Uses ctx (borrowed: free the autocomplete first) for its cache; ctx may still be used
- * for other calls in between, at the cost of re-evaluating what they changed. */
+ * for other calls in between, at the cost of re-evaluating what they changed, but not
+ * while a xent_autocomplete_run on it is in flight. One thread per context. */
 XENT_API xent_autocomplete* xent_autocomplete_create(xent_context* ctx);
+/* No call on the handle may be in flight. */
 XENT_API void xent_autocomplete_free(xent_autocomplete* ac);
 /* Suggestions for what follows text (text_len bytes). *result must be freed with
  * xent_autocomplete_result_free. Calls on one handle from several threads are serialised;
@@ -278,6 +323,7 @@ XENT_API xent_status xent_autocomplete_run(xent_autocomplete* ac, const char* te
                                            xent_autocomplete_result** result);
 /* Makes the call in flight, if any, return XENT_ERROR_CANCELLED. Thread-safe. */
 XENT_API void xent_autocomplete_cancel(xent_autocomplete* ac);
+/* Thread-safe (each result is owned by its caller). */
 XENT_API void xent_autocomplete_result_free(xent_autocomplete_result* result);
 
 #ifdef __cplusplus
