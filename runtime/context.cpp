@@ -60,6 +60,8 @@ Context::Context(const Model& model, const ContextParams& params, std::vector<st
   Tensor probe_q, probe_k, probe_cache;
   probe_q.ne[0] = probe_k.ne[0] = probe_cache.ne[0] = hp.head_dim;
   probe_cache.type = DType::F16;
+  // Real strides, so backends that check operand layouts judge the probe like a real node.
+  for (Tensor* t : {&probe_q, &probe_k, &probe_cache}) t->set_contiguous_strides();
   Tensor probe;
   probe.op = Op::Attention;
   probe.src[0] = &probe_q;

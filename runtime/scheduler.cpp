@@ -183,14 +183,26 @@ void Scheduler::run(Graph& graph) {
       if (s) last_use[s->storage_root()] = i;
   }
   if (Tensor* out = graph.output()) last_use[out->storage_root()] = nodes.size();
+  // A copy reads its source when its split starts, after the source's last local use:
+  // keep the source's bytes until the consumer runs.
+  for (const Copy& c : copies) {
+    size_t& u = last_use[c.from];
+    u = std::max(u, c.before_node);
+  }
   std::vector<OffsetAllocator> alloc;
   for (size_t b = 0; b < n_backends; ++b) alloc.emplace_back(backends_[b]->alignment());
   std::unordered_map<const Tensor*, std::pair<int, size_t>> offset_of;  // root -> (backend, offset)
   std::vector<std::vector<const Tensor*>> dies_after(nodes.size() + 1);
   for (const auto& [t, i] : last_use) dies_after[i].push_back(t);
+  // Step 5 performs a split's copies before computing it, so a copy's bytes must be
+  // reserved from the first node of the split that needs it, not from its consumer (else
+  // two copies of one split could be given the same bytes).
+  std::vector<size_t> split_start(nodes.size(), 0);
+  for (size_t i = 1; i < nodes.size(); ++i)
+    split_start[i] = placement_[i] == placement_[i - 1] ? split_start[i - 1] : i;
   size_t next_copy = 0;
   for (size_t i = 0; i < nodes.size(); ++i) {
-    for (; next_copy < copies.size() && copies[next_copy].before_node == i; ++next_copy) {
+    for (; next_copy < copies.size() && split_start[copies[next_copy].before_node] <= i; ++next_copy) {
       const Copy& c = copies[next_copy];
       offset_of[c.to] = {c.backend, alloc[c.backend].alloc(c.to->n_bytes())};
     }
