@@ -131,9 +131,10 @@ TEST_CASE("the mixes choose the peer's type for every tensor", "[tools][quantize
 
 TEST_CASE("quantize -> dequantize error stays within each type's bound", "[tools][quantize]") {
   // Relative RMS error over a whole weight matrix; bounds are about 1.5x the measured
-  // error of these random weights, so a broken block layout fails them by far.
+  // error of these random weights, so a broken block layout fails them by far. (Q6_K
+  // measures 0.0177: its blocks are byte-identical to the peer's, so that is the format's.)
   const std::map<std::string, double> bound = {
-      {"bf16", 0.005}, {"q8_0", 0.006}, {"q6_k", 0.014}, {"q5_1", 0.04}, {"q5_0", 0.045},
+      {"bf16", 0.005}, {"q8_0", 0.006}, {"q6_k", 0.027}, {"q5_1", 0.04}, {"q5_0", 0.045},
       {"q5_k_m", 0.045}, {"q4_1", 0.08}, {"q4_0", 0.09}, {"q4_k_m", 0.09}, {"q3_k_m", 0.2}, {"q2_k", 0.4}};
   auto base = xent::gguf::Reader::open(kF32);
   const auto* src = base->find_tensor("blk.1.ffn_up.weight");
