@@ -2,8 +2,12 @@
 # Installs the Debian bookworm packages xent needs (only those missing; as root, or
 # through sudo), then configures and builds everything into build/.
 # Environment: XENT_BUILD_DIR (default build), XENT_CMAKE_ARGS (extra cmake options).
+# With --tests it also installs what the whole test suite needs: the aarch64 cross compiler
+# and qemu-user (scripts/ci-aarch64.sh), Chromium and playwright-core (the browser test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+with_tests=0
+[ "${1:-}" = "--tests" ] && with_tests=1
 
 packages=(
   g++ cmake make pkg-config git            # toolchain
@@ -11,6 +15,9 @@ packages=(
   nlohmann-json3-dev libcpp-httplib-dev    # JSON everywhere, the HTTP server
   libvulkan-dev glslc mesa-vulkan-drivers  # Vulkan backend; lavapipe runs it on the CPU in tests
 )
+if [ $with_tests = 1 ]; then
+  packages+=(g++-aarch64-linux-gnu qemu-user)  # ARM64 kernels and references under emulation
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -27,3 +34,6 @@ build_dir="${XENT_BUILD_DIR:-build}"
 # shellcheck disable=SC2086
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release ${XENT_CMAKE_ARGS:-} >/dev/null
 cmake --build "$build_dir" -j"$(nproc)"
+if [ $with_tests = 1 ]; then
+  scripts/setup-browser-tests.sh
+fi
