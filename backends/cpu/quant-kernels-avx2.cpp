@@ -465,24 +465,300 @@ void vec_dot_q6_k_avx2(int64_t n, float* s, const void* vw, const void* va) {
   *s = hsum(acc);
 }
 
+// ---- tiles: R weight rows x C activation rows per call ----
+// Each weight block is decoded once for the C columns and each activation block loaded once
+// for the R rows. The per-lane integer sums are exactly vec_dot's; the accumulators are
+// vec_dot's too (so for the 32-blocks the results are bit-identical), except that the
+// K-quant mins are folded into the main accumulator.
+
+// Calls Tile<R, C>::run for the runtime tile shape (R <= kTileRows, C <= kTileCols).
+template <template <int, int> class Tile>
+void dispatch_tile(int64_t n, float* s, size_t ss, const void* w, size_t ws, const void* a,
+                   size_t as, int nr, int nc) {
+  static_assert(kTileRows == 4 && kTileCols == 4);
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* ab = static_cast<const uint8_t*>(a);
+#define XENT_TILE_CASE(R, C) \
+  case (R - 1) * 4 + (C - 1): return Tile<R, C>::run(n, s, ss, wb, ws, ab, as);
+  switch ((nr - 1) * 4 + (nc - 1)) {
+    XENT_TILE_CASE(1, 1) XENT_TILE_CASE(1, 2) XENT_TILE_CASE(1, 3) XENT_TILE_CASE(1, 4)
+    XENT_TILE_CASE(2, 1) XENT_TILE_CASE(2, 2) XENT_TILE_CASE(2, 3) XENT_TILE_CASE(2, 4)
+    XENT_TILE_CASE(3, 1) XENT_TILE_CASE(3, 2) XENT_TILE_CASE(3, 3) XENT_TILE_CASE(3, 4)
+    XENT_TILE_CASE(4, 1) XENT_TILE_CASE(4, 2) XENT_TILE_CASE(4, 3) XENT_TILE_CASE(4, 4)
+    default: break;
+  }
+#undef XENT_TILE_CASE
+}
+
+// 32-blocks against Q8_0 activations. A decoder gives, per weight block, the unsigned
+// maddubs operand `u` and the scale; signed types (Q8_0) also give the register whose sign
+// moves onto the activation, offset types (Q4_0: q - 8, Q5_0: q - 16) subtract
+// offset * sum(a) per lane instead.
+struct DecQ8_0 {
+  using Block = BlockQ8_0;
+  static constexpr int kOffset = 0;
+  static void decode(const Block& b, __m256i* u, __m256i* sgn, float* d) {
+    *sgn = load32(b.qs);
+    *u = _mm256_sign_epi8(*sgn, *sgn);
+    *d = h2f(b.d);
+  }
+};
+struct DecQ4_0 {
+  using Block = BlockQ4_0;
+  static constexpr int kOffset = 8;
+  static void decode(const Block& b, __m256i* u, __m256i*, float* d) {
+    *u = unpack_nibbles(b.qs);
+    *d = h2f(b.d);
+  }
+};
+struct DecQ5_0 {
+  using Block = BlockQ5_0;
+  static constexpr int kOffset = 16;
+  static void decode(const Block& b, __m256i* u, __m256i*, float* d) {
+    const __m256i high = _mm256_and_si256(expand_bits(b.qh), _mm256_set1_epi8(0x10));
+    *u = _mm256_or_si256(unpack_nibbles(b.qs), high);
+    *d = h2f(b.d);
+  }
+};
+
+template <class Dec>
+struct Tile32 {
+  template <int R, int C>
+  struct T {
+    static void run(int64_t n, float* s, size_t ss, const uint8_t* w, size_t ws, const uint8_t* a,
+                    size_t as) {
+      using Block = typename Dec::Block;
+      __m256 acc[R][C];
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+      for (int64_t b = 0; b < n / kQK; ++b) {
+        __m256i u[R], sgn[R];
+        float dw[R];
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r)
+          Dec::decode(reinterpret_cast<const Block*>(w + r * ws)[b], &u[r], &sgn[r], &dw[r]);
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) {
+          const ActQ8_0& ab = reinterpret_cast<const ActQ8_0*>(a + c * as)[b];
+          const __m256i aq = load32(ab.qs);
+          const float da = h2f(ab.d);
+          __m256i off = _mm256_setzero_si256();
+          if constexpr (Dec::kOffset != 0)
+            off = dot_u8_i8(_mm256_set1_epi8(static_cast<char>(Dec::kOffset)), aq);
+#pragma GCC unroll 16
+          for (int r = 0; r < R; ++r) {
+            __m256i dot;
+            if constexpr (Dec::kOffset == 0)
+              dot = dot_u8_i8(u[r], _mm256_sign_epi8(aq, sgn[r]));
+            else
+              dot = _mm256_sub_epi32(dot_u8_i8(u[r], aq), off);
+            acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * da), _mm256_cvtepi32_ps(dot), acc[r][c]);
+          }
+        }
+      }
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) s[c * ss + r] = hsum(acc[r][c]);
+    }
+  };
+};
+template <int R, int C> using TileQ8_0 = Tile32<DecQ8_0>::T<R, C>;
+template <int R, int C> using TileQ4_0 = Tile32<DecQ4_0>::T<R, C>;
+template <int R, int C> using TileQ5_0 = Tile32<DecQ5_0>::T<R, C>;
+
+// Q4_K/Q5_K: per 64-element chunk each row's 2 registers of quants and 2 of scales are made
+// once, then every column's 2 activation registers meet them.
+template <bool with_high, typename Block>
+struct TileK4 {
+  template <int R, int C>
+  struct T {
+    static void run(int64_t n, float* s, size_t ss, const uint8_t* w, size_t ws, const uint8_t* a,
+                    size_t as) {
+      const __m256i m4 = _mm256_set1_epi8(0x0F), m1 = _mm256_set1_epi8(1);
+      __m256 acc[R][C];
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+      for (int64_t b = 0; b < n / kQKK; ++b) {
+        __m256i scales[R], hb[R];
+        __m128i mins[R];
+        float d[R], dmin[R];
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) {
+          const Block& x = reinterpret_cast<const Block*>(w + r * ws)[b];
+          const __m128i scm = k4_scales_mins(x.scales);
+          mins[r] = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(scm, scm));
+          scales[r] = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scm));
+          d[r] = h2f(x.d);
+          dmin[r] = h2f(x.dmin);
+          if constexpr (with_high) hb[r] = load32(x.qh);
+        }
+        const ActQ8_K* ay[C];
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) ay[c] = reinterpret_cast<const ActQ8_K*>(a + c * as) + b;
+        __m256i sumi[R][C];
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+          for (int c = 0; c < C; ++c) sumi[r][c] = _mm256_setzero_si256();
+        for (int ch = 0; ch < 4; ++ch) {
+          __m256i lo[R], hi[R], sc_lo[R], sc_hi[R];
+          const short pick = static_cast<short>(0x0100 + 0x0404 * ch);
+#pragma GCC unroll 16
+          for (int r = 0; r < R; ++r) {
+            const Block& x = reinterpret_cast<const Block*>(w + r * ws)[b];
+            const __m256i q = load32(x.qs + 32 * ch);
+            lo[r] = _mm256_and_si256(q, m4);
+            hi[r] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            if constexpr (with_high) {
+              lo[r] = _mm256_or_si256(lo[r], _mm256_slli_epi16(_mm256_and_si256(hb[r], m1), 4));
+              const __m256i hi_bit = _mm256_and_si256(_mm256_srli_epi16(hb[r], 1), m1);
+              hi[r] = _mm256_or_si256(hi[r], _mm256_slli_epi16(hi_bit, 4));
+              hb[r] = _mm256_srli_epi16(hb[r], 2);
+            }
+            sc_lo[r] = _mm256_shuffle_epi8(scales[r], _mm256_set1_epi16(pick));
+            sc_hi[r] = _mm256_shuffle_epi8(scales[r], _mm256_set1_epi16(static_cast<short>(pick + 0x0202)));
+          }
+#pragma GCC unroll 16
+          for (int c = 0; c < C; ++c) {
+            const __m256i alo = load32(ay[c]->qs + 64 * ch);
+            const __m256i ahi = load32(ay[c]->qs + 64 * ch + 32);
+#pragma GCC unroll 16
+            for (int r = 0; r < R; ++r) {
+              const __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo[r], alo), sc_lo[r]);
+              const __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi[r], ahi), sc_hi[r]);
+              sumi[r][c] = _mm256_add_epi32(sumi[r][c], _mm256_add_epi32(plo, phi));
+            }
+          }
+        }
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) {
+          const float dy = ay[c]->d;
+          const __m128i pairs = _mm_hadd_epi16(load16(ay[c]->bsums), load16(ay[c]->bsums + 8));
+#pragma GCC unroll 16
+          for (int r = 0; r < R; ++r) {
+            const __m128i m = _mm_madd_epi16(mins[r], pairs);
+            acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(d[r] * dy), _mm256_cvtepi32_ps(sumi[r][c]), acc[r][c]);
+            acc[r][c] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin[r] * dy),
+                                         _mm256_cvtepi32_ps(_mm256_zextsi128_si256(m)), acc[r][c]);
+          }
+        }
+      }
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) s[c * ss + r] = hsum(acc[r][c]);
+    }
+  };
+};
+template <int R, int C> using TileQ4_K = TileK4<false, BlockQ4_K>::T<R, C>;
+template <int R, int C> using TileQ5_K = TileK4<true, BlockQ5_K>::T<R, C>;
+
+// Q6_K: per half super-block each row's 4 registers of 6-bit values and 4 scale pairs are
+// made once for all columns.
+template <int R, int C>
+struct TileQ6_K {
+  static void run(int64_t n, float* s, size_t ss, const uint8_t* w, size_t ws, const uint8_t* a,
+                  size_t as) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    __m256 acc[R][C];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / kQKK; ++b) {
+      const BlockQ6_K* x[R];
+      Scales16 scales[R];
+      __m256i sc16[R];
+      float d[R];
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        x[r] = reinterpret_cast<const BlockQ6_K*>(w + r * ws) + b;
+        const __m128i sc = load16(x[r]->scales);
+        scales[r] = widen_scales(sc);
+        sc16[r] = _mm256_cvtepi8_epi16(sc);
+        d[r] = h2f(x[r]->d);
+      }
+      const ActQ8_K* ay[C];
+      __m256i sumi[R][C];
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) {
+        ay[c] = reinterpret_cast<const ActQ8_K*>(a + c * as) + b;
+        const __m256i bs = load32(ay[c]->bsums);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r)  // start from -32 * sum(scale_j * bsums_j)
+          sumi[r][c] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                        _mm256_slli_epi32(_mm256_madd_epi16(sc16[r], bs), 5));
+      }
+      for (int half = 0; half < 2; ++half) {
+        for (int g2 = 0; g2 < 2; ++g2) {  // two of the four 32-element groups at a time
+          __m256i v[R][2], sp[R][2];
+#pragma GCC unroll 16
+          for (int r = 0; r < R; ++r) {
+            const __m256i q = load32(x[r]->ql + 64 * half + 32 * g2);
+            const __m256i h = _mm256_srli_epi16(load32(x[r]->qh + 32 * half), 2 * g2);
+            // groups g2 (low nibbles, h bits 2*g2) and g2 + 2 (high nibbles, h bits 2*g2 + 4)
+            v[r][0] = _mm256_or_si256(_mm256_and_si256(q, m4),
+                                      _mm256_slli_epi16(_mm256_and_si256(h, m3), 4));
+            v[r][1] = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m3), 4));
+            sp[r][0] = scale_pair(scales[r], half, g2);
+            sp[r][1] = scale_pair(scales[r], half, g2 + 2);
+          }
+#pragma GCC unroll 16
+          for (int c = 0; c < C; ++c) {
+            const __m256i a0 = load32(ay[c]->qs + 128 * half + 32 * g2);
+            const __m256i a1 = load32(ay[c]->qs + 128 * half + 32 * (g2 + 2));
+#pragma GCC unroll 16
+            for (int r = 0; r < R; ++r) {
+              const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(v[r][0], a0), sp[r][0]);
+              const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(v[r][1], a1), sp[r][1]);
+              sumi[r][c] = _mm256_add_epi32(sumi[r][c], _mm256_add_epi32(p0, p1));
+            }
+          }
+        }
+      }
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c)
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r)
+          acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(d[r] * ay[c]->d), _mm256_cvtepi32_ps(sumi[r][c]),
+                                      acc[r][c]);
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) s[c * ss + r] = hsum(acc[r][c]);
+  }
+};
+
 constexpr QuantKernels kAvx2[] = {
     {DType::F32, DType::F32, act_row_bytes_f32, quantize_act_f32, vec_dot_f32_avx2},
     {DType::F16, DType::F32, act_row_bytes_f32, quantize_act_f32,
      vec_dot_half_avx2<load_f16x8, h2f>},
     {DType::BF16, DType::F32, act_row_bytes_f32, quantize_act_f32,
      vec_dot_half_avx2<load_bf16x8, bf16_bits_to_f32>},
-    {DType::Q4_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_avx2, vec_dot_q4_0_avx2},
+    {DType::Q4_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_avx2, vec_dot_q4_0_avx2,
+     dispatch_tile<TileQ4_0>},
     {DType::Q4_1, DType::Q8_1, act_row_bytes_q8_1, quantize_act_q8_1_avx2, vec_dot_q4_1_avx2},
-    {DType::Q5_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_avx2, vec_dot_q5_0_avx2},
+    {DType::Q5_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_avx2, vec_dot_q5_0_avx2,
+     dispatch_tile<TileQ5_0>},
     {DType::Q5_1, DType::Q8_1, act_row_bytes_q8_1, quantize_act_q8_1_avx2, vec_dot_q5_1_avx2},
-    {DType::Q8_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_avx2, vec_dot_q8_0_avx2},
+    {DType::Q8_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_avx2, vec_dot_q8_0_avx2,
+     dispatch_tile<TileQ8_0>},
     {DType::Q2_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_avx2, vec_dot_q2_k_avx2},
     {DType::Q3_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_avx2, vec_dot_q3_k_avx2},
     {DType::Q4_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_avx2,
-     vec_dot_k4_avx2<false, BlockQ4_K>},
+     vec_dot_k4_avx2<false, BlockQ4_K>, dispatch_tile<TileQ4_K>},
     {DType::Q5_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_avx2,
-     vec_dot_k4_avx2<true, BlockQ5_K>},
-    {DType::Q6_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_avx2, vec_dot_q6_k_avx2},
+     vec_dot_k4_avx2<true, BlockQ5_K>, dispatch_tile<TileQ5_K>},
+    {DType::Q6_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_avx2, vec_dot_q6_k_avx2,
+     dispatch_tile<TileQ6_K>},
 };
 
 }  // namespace

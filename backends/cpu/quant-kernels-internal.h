@@ -75,6 +75,16 @@ void vec_dot_q6_k_ref(int64_t n, float* s, const void* w, const void* a);
 #define XENT_CPU_HAVE_AVX2_KERNELS 1
 // Null for types without an AVX2 kernel. Act formats match kernels_ref's exactly.
 const QuantKernels* kernels_avx2(DType weight_type);
+// quant-kernels-avx512.cpp (AVX-512 F/BW/VL + VNNI): call only where the CPU reports them.
+// Null for types it does not cover (use kernels_avx2); the other entries are AVX2's.
+const QuantKernels* kernels_avx512(DType weight_type);
+#endif
+#if defined(__aarch64__)
+#define XENT_CPU_HAVE_NEON_KERNELS 1
+// quant-kernels-neon.cpp (ARMv8.0) and quant-kernels-neon-dotprod.cpp (+dotprod: call
+// only where HWCAP_ASIMDDP is set). Act formats match kernels_ref's exactly.
+const QuantKernels* kernels_neon(DType weight_type);
+const QuantKernels* kernels_neon_dotprod(DType weight_type);
 #endif
 
 }  // namespace xent::cpu

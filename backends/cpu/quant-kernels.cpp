@@ -7,6 +7,9 @@
 #if defined(XENT_CPU_HAVE_AVX2_KERNELS) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
 #endif
+#if defined(XENT_CPU_HAVE_NEON_KERNELS) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 
 namespace xent::cpu {
 namespace {
@@ -27,7 +30,13 @@ constexpr QuantKernels kRef[] = {
     {DType::Q6_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_ref, vec_dot_q6_k_ref},
 };
 
-enum class Level { scalar, avx2 };
+enum class Level { scalar, avx2, avx512, neon, neon_dotprod };
+
+#if defined(XENT_CPU_HAVE_NEON_KERNELS)
+// The kernel's HWCAP bits (asm/hwcap.h; spelled out so older headers and bionic build).
+constexpr unsigned long kHwcapAsimd = 1ul << 1;
+constexpr unsigned long kHwcapAsimdDp = 1ul << 20;
+#endif
 
 Level detect_level() {
 #if defined(XENT_CPU_HAVE_AVX2_KERNELS) && (defined(__GNUC__) || defined(__clang__))
@@ -35,8 +44,25 @@ Level detect_level() {
   // clang's __builtin_cpu_supports has no "f16c": read CPUID leaf 1, ECX bit 29.
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c)
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c) {
+    // The VNNI kernels also need 512-bit registers (libgcc checks the OS saves them).
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+      return Level::avx512;
     return Level::avx2;
+  }
+#endif
+#if defined(XENT_CPU_HAVE_NEON_KERNELS)
+  // Advanced SIMD is part of every AArch64 Linux/Android target; SDOT is optional
+  // (Cortex-A53/A72 lack it) and the dotprod file must never run without it.
+#if defined(__linux__)
+  const unsigned long hwcap = getauxval(AT_HWCAP);
+#else
+  const unsigned long hwcap = kHwcapAsimd;
+#endif
+  if (!(hwcap & kHwcapAsimd)) return Level::scalar;
+  if (hwcap & kHwcapAsimdDp) return Level::neon_dotprod;
+  return Level::neon;
 #endif
   return Level::scalar;
 }
@@ -56,8 +82,16 @@ const QuantKernels* kernels_ref(DType weight_type) {
 
 const QuantKernels* kernels_best(DType weight_type) {
 #if defined(XENT_CPU_HAVE_AVX2_KERNELS)
-  if (level() == Level::avx2)
+  if (level() == Level::avx512)
+    if (const QuantKernels* k = kernels_avx512(weight_type)) return k;
+  if (level() == Level::avx2 || level() == Level::avx512)
     if (const QuantKernels* k = kernels_avx2(weight_type)) return k;
+#endif
+#if defined(XENT_CPU_HAVE_NEON_KERNELS)
+  if (level() == Level::neon_dotprod)
+    if (const QuantKernels* k = kernels_neon_dotprod(weight_type)) return k;
+  if (level() == Level::neon)
+    if (const QuantKernels* k = kernels_neon(weight_type)) return k;
 #endif
   return kernels_ref(weight_type);
 }
@@ -66,6 +100,12 @@ const char* simd_level() {
   switch (level()) {
     case Level::avx2:
       return "avx2";
+    case Level::avx512:
+      return "avx512";
+    case Level::neon:
+      return "neon";
+    case Level::neon_dotprod:
+      return "neon-dotprod";
     case Level::scalar:
       break;
   }

@@ -17,7 +17,16 @@ struct QuantKernels {
   void (*quantize_act)(const float* x, void* y, int64_t n);   // f32 row -> act_type row
   // s = sum_i w[i] * a[i] over n elements (n a multiple of the block size).
   void (*vec_dot)(int64_t n, float* s, const void* w_row, const void* act_row);
+  // Optional (null: call vec_dot per pair). A tile of n_rows weight rows (<= kTileRows)
+  // times n_cols activation rows (<= kTileCols): s[c * s_stride + r] = dot(w row r, act
+  // row c), rows w_stride / act_stride bytes apart. Each weight block is decoded once for
+  // all columns and each activation block loaded once for all rows; the integer sums are
+  // vec_dot's, only the float accumulation may be ordered differently.
+  void (*vec_dot_tile)(int64_t n, float* s, size_t s_stride, const void* w_rows, size_t w_stride,
+                       const void* act_rows, size_t act_stride, int n_rows, int n_cols) = nullptr;
 };
+constexpr int kTileRows = 4;
+constexpr int kTileCols = 4;
 
 // Null when the weight type has no CPU matmul.
 const QuantKernels* kernels_ref(DType weight_type);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/mul-mat.h"
 #include "backends/cpu/ops.h"
 #include "formats/error.h"
 #include "formats/quants.h"
@@ -297,9 +298,12 @@ bool cpu_supports(const Tensor& node) {
 size_t work_bytes(const Tensor& node, int n_threads) {
   switch (node.op) {
     case Op::MulMat: {
+      // The tiled driver keeps a chunk counter in front of its activations.
       const QuantKernels* k = kernels_ref(node.src[0]->type);
-      if (!k || k->act_type == DType::F32) return 0;
-      return k->act_row_bytes(node.src[1]->ne[0]) * static_cast<size_t>(node.src[1]->ne[1]);
+      if (!k) return 0;
+      if (k->act_type == DType::F32) return kMulMatCounterBytes;
+      return kMulMatCounterBytes +
+             k->act_row_bytes(node.src[1]->ne[0]) * static_cast<size_t>(node.src[1]->ne[1]);
     }
     case Op::Attention:
       return sizeof(float) * static_cast<size_t>(n_threads) *
@@ -315,7 +319,10 @@ void compute_node(const Tensor& node, OpContext& ctx) {
     case Op::View:
       return;
     case Op::GetRows: return get_rows(node, ctx);
-    case Op::MulMat: return mul_mat(node, ctx);
+    case Op::MulMat:
+      // The reference loop stays the oracle; every other kernel table gets the tiled driver.
+      if (ctx.kernels == kernels_ref) return mul_mat(node, ctx);
+      return mul_mat_tiled(node, ctx);
     case Op::Add: return binary(node, ctx, [](float a, float b) { return a + b; });
     case Op::Mul: return binary(node, ctx, [](float a, float b) { return a * b; });
     case Op::Scale: {

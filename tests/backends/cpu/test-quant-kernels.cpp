@@ -17,6 +17,9 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
 #endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 
 using namespace xent;
 using namespace xent::cpu;
@@ -212,7 +215,20 @@ TEST_CASE("kernel tables cover the matmul weight types and nothing else", "[cpu]
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0;
   const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
-  CHECK(level == (has_avx2 ? "avx2" : "scalar"));
+  const bool has_avx512 = has_avx2 && __builtin_cpu_supports("avx512f") &&
+                          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                          __builtin_cpu_supports("avx512vnni");
+  CHECK(level == (has_avx512 ? "avx512" : has_avx2 ? "avx2" : "scalar"));
+#endif
+#if defined(__aarch64__) && defined(__linux__)
+  // HWCAP_ASIMDDP (bit 20): SDOT present. Under qemu-user, -cpu max has it and
+  // -cpu cortex-a53 does not, so CI runs this file once on each path.
+  const bool has_dotprod = (getauxval(AT_HWCAP) & (1ul << 20)) != 0;
+  CHECK(level == (has_dotprod ? "neon-dotprod" : "neon"));
+  for (DType t : kWeightTypes) {  // every type has a NEON kernel, so "best" is not the reference
+    INFO(dtype_name(t));
+    CHECK(kernels_best(t) != kernels_ref(t));
+  }
 #endif
 }
 
@@ -349,4 +365,78 @@ TEST_CASE("vec_dot: reference vs f64 oracle, SIMD vs reference, error vs f32 act
       SUCCEED(dtype_name(t) << " worst relative error vs f32 activations " << worst_rel_to_f32);
     SUCCEED(dtype_name(t) << " worst (a) " << worst_a << " (b) " << worst_b);
   }
+}
+
+TEST_CASE("vec_dot_tile: every tile shape equals vec_dot per pair", "[cpu][kernels]") {
+  std::mt19937 rng(99);
+  for (DType t : kWeightTypes) {
+    for (const QuantKernels* k : {kernels_ref(t), kernels_best(t)}) {
+      if (!k->vec_dot_tile) continue;
+      for (int64_t n : lengths(t)) {
+        INFO(dtype_name(t) << " n=" << n);
+        // Rows padded past their length so the strides, not the lengths, place them.
+        const size_t w_row = dtype_row_bytes(t, n), a_row = k->act_row_bytes(n);
+        const size_t w_stride = w_row + 64, a_stride = a_row + 32;
+        std::vector<uint8_t> w(w_stride * kTileRows), a(a_stride * kTileCols);
+        std::vector<double> mag(kTileRows * kTileCols, 0.0);
+        std::vector<std::vector<float>> wf(kTileRows, std::vector<float>(n));
+        for (int r = 0; r < kTileRows; ++r) {
+          const std::vector<uint8_t> wr =
+              r % 2 ? quantized_weights(t, n, rng) : random_weight_bytes(t, n, rng);
+          std::memcpy(w.data() + r * w_stride, wr.data(), w_row);
+          dequantize_row(t, wr.data(), wf[r].data(), n);
+        }
+        for (int c = 0; c < kTileCols; ++c) {
+          const std::vector<uint8_t> ac = quantize_act(*k, random_activations(n, rng));
+          std::memcpy(a.data() + c * a_stride, ac.data(), a_row);
+          const std::vector<float> aq = decode_act(k->act_type, ac, n);
+          for (int r = 0; r < kTileRows; ++r)
+            for (int64_t i = 0; i < n; ++i) mag[r * kTileCols + c] += std::fabs(double(wf[r][i]) * aq[i]);
+        }
+        for (int nr = 1; nr <= kTileRows; ++nr) {
+          for (int nc = 1; nc <= kTileCols; ++nc) {
+            INFO("tile " << nr << "x" << nc);
+            const size_t s_stride = kTileRows + 3;
+            std::vector<float> s(s_stride * kTileCols, -12345.f);
+            k->vec_dot_tile(n, s.data(), s_stride, w.data(), w_stride, a.data(), a_stride, nr, nc);
+            for (int c = 0; c < kTileCols; ++c) {
+              for (int r = 0; r < static_cast<int>(s_stride); ++r) {
+                const float got = s[c * s_stride + r];
+                if (r >= nr || c >= nc) {  // outside the tile nothing is written
+                  CHECK(got == -12345.f);
+                  continue;
+                }
+                float want = NAN;
+                k->vec_dot(n, &want, w.data() + r * w_stride, a.data() + c * a_stride);
+                // A table's vec_dot may itself be its 1x1 tile, so the reference checks too.
+                float want_ref = NAN;
+                kernels_ref(t)->vec_dot(n, &want_ref, w.data() + r * w_stride, a.data() + c * a_stride);
+                INFO("r " << r << " c " << c << " tile " << got << " vec_dot " << want << " ref "
+                          << want_ref);
+                CHECK(std::fabs(got - want) <= 1e-6 * mag[r * kTileCols + c] + 1e-30);
+                CHECK(std::fabs(got - want_ref) <= 2e-6 * mag[r * kTileCols + c] + 1e-30);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("vec_dot_tile: the SIMD tables have tiles for the common weight types", "[cpu][kernels]") {
+  // Without a tile the fast driver falls back to vec_dot per pair: correct but slow.
+#if defined(__x86_64__)
+  const std::string level = simd_level();
+  if (level == "scalar") {
+    SUCCEED("no SIMD kernels on this CPU");
+    return;
+  }
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    INFO(dtype_name(t));
+    CHECK(kernels_best(t)->vec_dot_tile != nullptr);
+  }
+#else
+  SUCCEED("tiles not yet written for this architecture");
+#endif
 }

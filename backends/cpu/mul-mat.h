@@ -1,0 +1,17 @@
+// The fast CPU matmul driver (mul-mat.cpp): tiles of weight rows x tokens handed out to
+// threads in chunks, using QuantKernels::vec_dot_tile. ops-ref.cpp's loop stays the oracle.
+#pragma once
+#include <cstddef>
+
+#include "backends/cpu/ops.h"
+
+namespace xent::cpu {
+
+// Scratch bytes in front of the activations that the tiled driver keeps for its counter.
+constexpr size_t kMulMatCounterBytes = 64;
+
+// dst = src[0] (weights, one row per output) x src[1] (f32 activations, one row per token).
+// ctx.work must hold kMulMatCounterBytes plus the quantized activations (work_bytes).
+void mul_mat_tiled(const Tensor& dst, OpContext& ctx);
+
+}  // namespace xent::cpu

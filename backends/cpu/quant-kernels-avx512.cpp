@@ -1,0 +1,317 @@
+// AVX-512 VNNI matmul kernels: vpdpbusd does 64 unsigned x signed int8 products into 16
+// int32 lanes in one instruction, two 32-blocks per register. Compiled with -mavx512f/bw/vl/vnni
+// and only called when the CPU (and OS) report them; other types use the AVX2 table.
+// GCC 12's own avx512fintrin.h (_mm512_undefined_*, used by the zero-extend, insert and
+// reduce helpers) trips -Wuninitialized; the warning is about the header, not this code.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "backends/cpu/quant-kernels-internal.h"
+
+namespace xent::cpu {
+namespace {
+
+float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+// Two 32-byte halves into one register; a missing second half (odd block count) is zero.
+__m512i load_pair(const void* lo, const void* hi) {
+  const __m256i l = _mm256_loadu_si256(static_cast<const __m256i*>(lo));
+  const __m256i h = hi ? _mm256_loadu_si256(static_cast<const __m256i*>(hi)) : _mm256_setzero_si256();
+  return _mm512_inserti64x4(_mm512_zextsi256_si512(l), h, 1);
+}
+// Lanes 0..7 = a, lanes 8..15 = b.
+__m512 halves(float a, float b) { return _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(a), _mm512_set1_ps(b)); }
+
+__m256i nibbles(const uint8_t* qs) {
+  const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
+}
+
+// Q8_0 weights become unsigned by adding 128 (x ^ 0x80), Q4_0 nibbles are already
+// unsigned with offset 8; either way dot = dpbusd(u, a) - offset * sum(a).
+struct DecQ8_0 {
+  using Block = BlockQ8_0;
+  static constexpr int kOffset = 128;
+  static __m512i decode(const Block* b0, const Block* b1) {
+    return _mm512_xor_si512(load_pair(b0->qs, b1 ? b1->qs : nullptr), _mm512_set1_epi8(static_cast<char>(0x80)));
+  }
+};
+struct DecQ4_0 {
+  using Block = BlockQ4_0;
+  static constexpr int kOffset = 8;
+  static __m512i decode(const Block* b0, const Block* b1) {
+    const __m256i h = b1 ? nibbles(b1->qs) : _mm256_setzero_si256();
+    return _mm512_inserti64x4(_mm512_zextsi256_si512(nibbles(b0->qs)), h, 1);
+  }
+};
+
+template <class Dec>
+struct Tile32 {
+  template <int R, int C>
+  static void run(int64_t n, float* s, size_t ss, const uint8_t* w, size_t ws, const uint8_t* a,
+                  size_t as) {
+    using Block = typename Dec::Block;
+    __m512 acc[R][C];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+    const int64_t nb = n / kQK;
+    const __m512i off = _mm512_set1_epi8(static_cast<char>(Dec::kOffset));
+    for (int64_t b = 0; b < nb; b += 2) {
+      const bool two = b + 1 < nb;
+      __m512i u[R];
+      __m512 dw[R];
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        const Block* x = reinterpret_cast<const Block*>(w + r * ws) + b;
+        u[r] = Dec::decode(x, two ? x + 1 : nullptr);
+        dw[r] = halves(h2f(x[0].d), two ? h2f(x[1].d) : 0.f);
+      }
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) {
+        const ActQ8_0* y = reinterpret_cast<const ActQ8_0*>(a + c * as) + b;
+        const __m512i q = load_pair(y[0].qs, two ? y[1].qs : nullptr);
+        const __m512 da = halves(h2f(y[0].d), two ? h2f(y[1].d) : 0.f);
+        // Lanes start at -offset * sum(a) so one dpbusd per pair gives the signed dot.
+        const __m512i init =
+            _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, q));
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) {
+          const __m512i dot = _mm512_dpbusd_epi32(init, u[r], q);
+          acc[r][c] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], da), _mm512_cvtepi32_ps(dot), acc[r][c]);
+        }
+      }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) s[c * ss + r] = _mm512_reduce_add_ps(acc[r][c]);
+  }
+};
+
+// Q4_K/Q8_K: 64 elements (two sub-blocks of 32) per register. maddubs makes int16 pair
+// sums (15 * 127 * 2 fits) and vpdpwssd multiplies them by the sub-block's scale and adds.
+__m128i k4_scales_mins(const uint8_t* s) {
+  uint32_t u[3];
+  std::memcpy(u, s, 12);
+  const uint32_t m6 = 0x3F3F3F3F, m4 = 0x0F0F0F0F, m2 = 0x03030303;
+  const uint32_t sc_lo = u[0] & m6, mn_lo = u[1] & m6;
+  const uint32_t sc_hi = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
+  const uint32_t mn_hi = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
+  return _mm_setr_epi32(static_cast<int>(sc_lo), static_cast<int>(sc_hi), static_cast<int>(mn_lo),
+                        static_cast<int>(mn_hi));
+}
+
+struct TileQ4_K {
+  template <int R, int C>
+  static void run(int64_t n, float* s, size_t ss, const uint8_t* w, size_t ws, const uint8_t* a,
+                  size_t as) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m512 acc[R][C];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / kQKK; ++b) {
+      const BlockQ4_K* x[R];
+      __m512i scales[R];
+      __m128i mins[R];
+      float d[R], dmin[R];
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        x[r] = reinterpret_cast<const BlockQ4_K*>(w + r * ws) + b;
+        const __m128i scm = k4_scales_mins(x[r]->scales);
+        mins[r] = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(scm, scm));
+        scales[r] = _mm512_zextsi128_si512(_mm_cvtepu8_epi16(scm));
+        d[r] = h2f(x[r]->d);
+        dmin[r] = h2f(x[r]->dmin);
+      }
+      const ActQ8_K* y[C];
+      __m512i sumi[R][C];
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) {
+        y[c] = reinterpret_cast<const ActQ8_K*>(a + c * as) + b;
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) sumi[r][c] = _mm512_setzero_si512();
+      }
+      for (int ch = 0; ch < 4; ++ch) {
+        // int16 scale 2ch in the low 256 bits, 2ch + 1 in the high.
+        const __m512i pick = _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_set1_epi16(static_cast<short>(2 * ch)),
+                                                     _mm512_set1_epi16(static_cast<short>(2 * ch + 1)));
+        __m512i q[R], sc[R];
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) {
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[r]->qs + 32 * ch));
+          q[r] = _mm512_inserti64x4(_mm512_zextsi256_si512(_mm256_and_si256(v, m4)),
+                                    _mm256_and_si256(_mm256_srli_epi16(v, 4), m4), 1);
+          sc[r] = _mm512_permutexvar_epi16(pick, scales[r]);
+        }
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) {
+          const __m512i av = _mm512_loadu_si512(y[c]->qs + 64 * ch);
+#pragma GCC unroll 16
+          for (int r = 0; r < R; ++r)
+            sumi[r][c] = _mm512_dpwssd_epi32(sumi[r][c], _mm512_maddubs_epi16(q[r], av), sc[r]);
+        }
+      }
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) {
+        const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y[c]->bsums)),
+                                             _mm_loadu_si128(reinterpret_cast<const __m128i*>(y[c]->bsums + 8)));
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) {
+          const __m512i m = _mm512_zextsi128_si512(_mm_madd_epi16(mins[r], pairs));
+          acc[r][c] = _mm512_fmadd_ps(_mm512_set1_ps(d[r] * y[c]->d), _mm512_cvtepi32_ps(sumi[r][c]), acc[r][c]);
+          acc[r][c] = _mm512_fnmadd_ps(_mm512_set1_ps(dmin[r] * y[c]->d), _mm512_cvtepi32_ps(m), acc[r][c]);
+        }
+      }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) s[c * ss + r] = _mm512_reduce_add_ps(acc[r][c]);
+  }
+};
+
+// Q6_K/Q8_K: two 32-element groups (four sub-blocks of 16, one per 128-bit lane) per
+// register; unsigned 6-bit values (63 * 127 * 2 fits int16), the -32 through the bsums.
+struct TileQ6_K {
+  template <int R, int C>
+  static void run(int64_t n, float* s, size_t ss, const uint8_t* w, size_t ws, const uint8_t* a,
+                  size_t as) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    __m512 acc[R][C];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / kQKK; ++b) {
+      const BlockQ6_K* x[R];
+      __m256i sc16[R];
+      float d[R];
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        x[r] = reinterpret_cast<const BlockQ6_K*>(w + r * ws) + b;
+        sc16[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[r]->scales)));
+        d[r] = h2f(x[r]->d);
+      }
+      const ActQ8_K* y[C];
+      __m512i sumi[R][C];
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) {
+        y[c] = reinterpret_cast<const ActQ8_K*>(a + c * as) + b;
+        const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[c]->bsums));
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r)  // start from -32 * sum(scale_j * bsums_j)
+          sumi[r][c] = _mm512_zextsi256_si512(
+              _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(sc16[r], bs), 5)));
+      }
+      for (int half = 0; half < 2; ++half) {
+        for (int gp = 0; gp < 2; ++gp) {  // groups 2gp and 2gp + 1: elements 128h + 64gp ..
+          // 16-bit lanes 8k..8k+7 take sub-block scale 8h + 4gp + k.
+          const __m512i pick = _mm512_add_epi16(
+              _mm512_set1_epi16(static_cast<short>(8 * half + 4 * gp)),
+              _mm512_setr_epi32(0, 0, 0, 0, 0x00010001, 0x00010001, 0x00010001, 0x00010001, 0x00020002,
+                                0x00020002, 0x00020002, 0x00020002, 0x00030003, 0x00030003, 0x00030003,
+                                0x00030003));
+          __m512i v[R], sc[R];
+#pragma GCC unroll 16
+          for (int r = 0; r < R; ++r) {
+            // Group g: ql bytes 64h + 32(g & 1), low nibbles for g < 2, high for g >= 2;
+            // qh bits 2g of bytes 32h..32h+31.
+            const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[r]->qh + 32 * half));
+            __m256i g2[2];
+            for (int k = 0; k < 2; ++k) {
+              const int g = 2 * gp + k;
+              const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[r]->ql + 64 * half + 32 * (g & 1)));
+              const __m256i lo = g < 2 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
+              const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(h, 2 * g), m3);
+              g2[k] = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+            }
+            v[r] = _mm512_inserti64x4(_mm512_zextsi256_si512(g2[0]), g2[1], 1);
+            sc[r] = _mm512_permutexvar_epi16(pick, _mm512_zextsi256_si512(sc16[r]));
+          }
+#pragma GCC unroll 16
+          for (int c = 0; c < C; ++c) {
+            const __m512i av = _mm512_loadu_si512(y[c]->qs + 128 * half + 64 * gp);
+#pragma GCC unroll 16
+            for (int r = 0; r < R; ++r)
+              sumi[r][c] = _mm512_dpwssd_epi32(sumi[r][c], _mm512_maddubs_epi16(v[r], av), sc[r]);
+          }
+        }
+      }
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c)
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r)
+          acc[r][c] = _mm512_fmadd_ps(_mm512_set1_ps(d[r] * y[c]->d), _mm512_cvtepi32_ps(sumi[r][c]), acc[r][c]);
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) s[c * ss + r] = _mm512_reduce_add_ps(acc[r][c]);
+  }
+};
+
+// Calls Tile::run<R, C> for the runtime tile shape (R <= kTileRows, C <= kTileCols).
+template <class Tile>
+void tile(int64_t n, float* s, size_t ss, const void* vw, size_t ws, const void* va, size_t as, int nr, int nc) {
+  static_assert(kTileRows == 4 && kTileCols == 4);
+  const auto* w = static_cast<const uint8_t*>(vw);
+  const auto* a = static_cast<const uint8_t*>(va);
+#define XENT_TILE_CASE(R, C) \
+  case (R - 1) * 4 + (C - 1): return Tile::template run<R, C>(n, s, ss, w, ws, a, as);
+  switch ((nr - 1) * 4 + (nc - 1)) {
+    XENT_TILE_CASE(1, 1) XENT_TILE_CASE(1, 2) XENT_TILE_CASE(1, 3) XENT_TILE_CASE(1, 4)
+    XENT_TILE_CASE(2, 1) XENT_TILE_CASE(2, 2) XENT_TILE_CASE(2, 3) XENT_TILE_CASE(2, 4)
+    XENT_TILE_CASE(3, 1) XENT_TILE_CASE(3, 2) XENT_TILE_CASE(3, 3) XENT_TILE_CASE(3, 4)
+    XENT_TILE_CASE(4, 1) XENT_TILE_CASE(4, 2) XENT_TILE_CASE(4, 3) XENT_TILE_CASE(4, 4)
+    default: break;
+  }
+#undef XENT_TILE_CASE
+}
+
+// One row pair is the 1x1 tile, so vec_dot and vec_dot_tile cannot disagree.
+template <class Tile>
+void vec_dot(int64_t n, float* s, const void* w, const void* a) {
+  Tile::template run<1, 1>(n, s, 0, static_cast<const uint8_t*>(w), 0, static_cast<const uint8_t*>(a), 0);
+}
+
+struct Table {
+  QuantKernels q8_0, q4_0, q4_k, q6_k;
+};
+
+template <class Tile>
+QuantKernels with_vnni(DType t) {
+  QuantKernels k = *kernels_avx2(t);
+  k.vec_dot = vec_dot<Tile>;
+  k.vec_dot_tile = tile<Tile>;
+  return k;
+}
+
+// The AVX2 entries (activation quantizers included) with the VNNI dots put in.
+Table make_table() {
+  return {with_vnni<Tile32<DecQ8_0>>(DType::Q8_0), with_vnni<Tile32<DecQ4_0>>(DType::Q4_0),
+          with_vnni<TileQ4_K>(DType::Q4_K), with_vnni<TileQ6_K>(DType::Q6_K)};
+}
+
+}  // namespace
+
+const QuantKernels* kernels_avx512(DType weight_type) {
+  static const Table t = make_table();
+  switch (weight_type) {
+    case DType::Q8_0: return &t.q8_0;
+    case DType::Q4_0: return &t.q4_0;
+    case DType::Q4_K: return &t.q4_k;
+    case DType::Q6_K: return &t.q6_k;
+    default: return nullptr;
+  }
+}
+
+}  // namespace xent::cpu
