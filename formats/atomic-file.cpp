@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -25,8 +26,11 @@ std::string errno_text() { return std::strerror(errno); }
 
 void write_file_atomic(const std::string& path,
                        const std::function<void(const std::function<void(const void*, size_t)>&)>& fill) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // A name of its own per writer: two processes (or threads) saving the same path each
+  // write a whole file, and the last rename wins, instead of interleaving in one .tmp.
+  static std::atomic<unsigned> counter{0};
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) throw Error("cannot create '" + tmp + "': " + errno_text());
   try {
     fill([&](const void* data, size_t n) {

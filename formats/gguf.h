@@ -143,7 +143,7 @@ class Writer {
   void add_tensor(const std::string& name, DType type, const std::vector<int64_t>& ne,
                   const void* data, size_t size_bytes);
 
-  // Writes to path + ".tmp", fsyncs, renames over path: an interrupted write leaves
+  // Writes a temp file beside path, fsyncs, renames over path: an interrupted write leaves
   // any old file intact. Throws xent::Error on I/O failure.
   void write(const std::string& path) const;
   // The same bytes, in memory (tests).

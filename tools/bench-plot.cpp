@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/atomic-file.h"
 #include "bench.h"
 #include "formats/error.h"
 
@@ -74,13 +75,16 @@ class Canvas {
     return stb_easy_font_width(str.data()) * scale;
   }
 
+  // Encoded in memory and saved through the one atomic-write routine (fsync, rename).
   void write_png(const std::string& path) const {
-    const std::string tmp = path + ".tmp";
-    if (!stbi_write_png(tmp.c_str(), w_, h_, 3, px_.data(), w_ * 3))
-      throw Error("cannot write the plot '" + path + "'");
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) throw Error("cannot write the plot '" + path + "': " + ec.message());
+    std::vector<unsigned char> png;
+    auto append = [](void* ctx, void* data, int n) {
+      auto* out = static_cast<std::vector<unsigned char>*>(ctx);
+      out->insert(out->end(), static_cast<unsigned char*>(data), static_cast<unsigned char*>(data) + n);
+    };
+    if (!stbi_write_png_to_func(append, &png, w_, h_, 3, px_.data(), w_ * 3))
+      throw Error("cannot encode the plot '" + path + "'");
+    write_file_atomic(path, [&](const std::function<void(const void*, size_t)>& write) { write(png.data(), png.size()); });
   }
 
  private:

@@ -1,5 +1,6 @@
 // Bad input to `xent run` gives one clear line on stderr and a non-zero exit, never a
 // crash: unknown architecture, truncated file, a directory, a missing file, garbage.
+#include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <sys/wait.h>
@@ -24,7 +25,7 @@ struct Result {
 };
 
 Result run(const std::string& args) {
-  const std::string err_path = kTmp + "/stderr.txt";
+  const std::string err_path = kTmp + "/stderr-" + std::to_string(::getpid()) + ".txt";
   const std::string cmd = kXent + " " + args + " >/dev/null 2>" + err_path;
   const int status = std::system(cmd.c_str());
   Result r;

@@ -1,6 +1,7 @@
 // `xent bench`: the CSV/JSON/markdown reports have llama-bench's shape and positive speeds,
 // -p 0 skips pp, bad input fails cleanly, and --synthetic writes loadable, reproducible models
 // whose tensor types are the ones `xent quantize` chooses.
+#include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <sys/wait.h>
@@ -32,10 +33,10 @@ struct Run {
 
 Run run_xent(const std::string& args) {
   fs::create_directories(kTmp);
-  const int status = std::system((kXent + " " + args + " >" + kTmp + "/out.txt 2>" + kTmp + "/err.txt").c_str());
+  const int status = std::system((kXent + " " + args + " >" + kTmp + "/out-" + std::to_string(::getpid()) + ".txt 2>" + kTmp + "/err-" + std::to_string(::getpid()) + ".txt").c_str());
   Run r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream o(kTmp + "/out.txt"), e(kTmp + "/err.txt");
+  std::ifstream o(kTmp + "/out-" + std::to_string(::getpid()) + ".txt"), e(kTmp + "/err-" + std::to_string(::getpid()) + ".txt");
   r.out.assign(std::istreambuf_iterator<char>(o), std::istreambuf_iterator<char>());
   r.err.assign(std::istreambuf_iterator<char>(e), std::istreambuf_iterator<char>());
   return r;

@@ -1,6 +1,7 @@
 // `xent convert`: the shipped Hugging Face checkpoints convert to GGUF files that
 // reproduce the peer's reference logits; bad checkpoints and hostile safetensors headers
 // give errors, never crashes.
+#include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -144,9 +145,9 @@ TEST_CASE("convert refuses an unsupported architecture by name", "[tools][conver
   CHECK_FALSE(fs::exists(p.output));
   // And through the command line: one line, non-zero exit.
   const std::string cmd = std::string(XENT_BINARY_DIR) + "/apps/xent convert " + dir + " -o " + p.output + " 2>" +
-                          kTmp + "/err.txt";
+                          kTmp + "/err-" + std::to_string(::getpid()) + ".txt";
   CHECK(std::system(cmd.c_str()) != 0);
-  std::ifstream err(kTmp + "/err.txt");
+  std::ifstream err(kTmp + "/err-" + std::to_string(::getpid()) + ".txt");
   std::string line;
   std::getline(err, line);
   CHECK(line.find("unsupported architecture 'MambaForCausalLM'") != std::string::npos);

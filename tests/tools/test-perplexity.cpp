@@ -1,5 +1,6 @@
 // `xent perplexity`: a trained model predicts text like its training data far better
 // than chance, and a model compared with itself has zero KL divergence.
+#include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <sys/wait.h>
@@ -25,10 +26,10 @@ struct Run {
 
 Run run_xent(const std::string& args) {
   std::filesystem::create_directories(kTmp);
-  const int status = std::system((kXent + " " + args + " >" + kTmp + "/out.txt 2>" + kTmp + "/err.txt").c_str());
+  const int status = std::system((kXent + " " + args + " >" + kTmp + "/out-" + std::to_string(::getpid()) + ".txt 2>" + kTmp + "/err-" + std::to_string(::getpid()) + ".txt").c_str());
   Run r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream o(kTmp + "/out.txt"), e(kTmp + "/err.txt");
+  std::ifstream o(kTmp + "/out-" + std::to_string(::getpid()) + ".txt"), e(kTmp + "/err-" + std::to_string(::getpid()) + ".txt");
   r.out.assign(std::istreambuf_iterator<char>(o), std::istreambuf_iterator<char>());
   r.err.assign(std::istreambuf_iterator<char>(e), std::istreambuf_iterator<char>());
   return r;

@@ -1,6 +1,7 @@
 // `xent quantize`: from tiny-llama-spm-f32.gguf, every type reproduces the peer's reference
 // logits; the 32-block types are the peer's bytes exactly; the mixes choose the peer's type
 // for every tensor; the fallbacks and the never-overwrite-the-input rule hold.
+#include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
@@ -36,7 +37,7 @@ struct Run {
 
 Run run_xent(const std::string& args) {
   fs::create_directories(kTmp);
-  const std::string err_path = kTmp + "/stderr.txt";
+  const std::string err_path = kTmp + "/stderr-" + std::to_string(::getpid()) + ".txt";
   const int status = std::system((kXent + " " + args + " >/dev/null 2>" + err_path).c_str());
   Run r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

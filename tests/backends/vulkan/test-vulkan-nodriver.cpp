@@ -1,6 +1,7 @@
 // `xent run --backend vulkan` where no Vulkan driver can be loaded: one line on stderr says
 // so, and the CPU produces the same text as a CPU-only run. The loader is pointed at a
 // driver manifest that does not exist, which is what a machine without a driver looks like.
+#include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <sys/wait.h>
@@ -27,12 +28,12 @@ std::string slurp(const std::string& path) {
 
 Run run(const std::string& env, const std::string& args) {
   std::system(("mkdir -p " + kTmp).c_str());
-  const std::string cmd = env + " " + kXent + " " + args + " >" + kTmp + "/out.txt 2>" + kTmp + "/err.txt";
+  const std::string cmd = env + " " + kXent + " " + args + " >" + kTmp + "/out-" + std::to_string(::getpid()) + ".txt 2>" + kTmp + "/err-" + std::to_string(::getpid()) + ".txt";
   const int status = std::system(cmd.c_str());
   Run r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(kTmp + "/out.txt");
-  r.err = slurp(kTmp + "/err.txt");
+  r.out = slurp(kTmp + "/out-" + std::to_string(::getpid()) + ".txt");
+  r.err = slurp(kTmp + "/err-" + std::to_string(::getpid()) + ".txt");
   return r;
 }
 
