@@ -47,6 +47,7 @@ int run(const RunOptions& o) {
     return 1;
   }
   std::printf("\n");
+  std::fflush(stdout);  // the text ends before the stats line when both go to one pipe
   std::fprintf(stderr, "prompt: %d tokens, %.1f ms, %.1f tok/s | generation: %d tokens, %.1f ms, %.1f tok/s | %s\n",
                st.n_prompt, st.prompt_ms, st.prompt_ms > 0 ? 1000.0 * st.n_prompt / st.prompt_ms : 0.0,
                st.n_generated, st.generate_ms,
