@@ -1,10 +1,7 @@
 // `xent bench`: the CSV/JSON/markdown reports have llama-bench's shape and positive speeds,
 // -p 0 skips pp, bad input fails cleanly, and --synthetic writes loadable, reproducible models
 // whose tensor types are the ones `xent quantize` chooses.
-#include <unistd.h>
 #include <catch2/catch.hpp>
-
-#include <sys/wait.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -15,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/run-xent.h"
 #include "formats/gguf.h"
 #include "runtime/model.h"
 
@@ -22,25 +20,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kXent = std::string(XENT_BINARY_DIR) + "/apps/xent";
 const std::string kTmp = std::string(XENT_BINARY_DIR) + "/test-bench";
 const std::string kModel = std::string(XENT_SHARED_DIR) + "/models/tiny-llama-bpe-q8_0.gguf";
 
-struct Run {
-  int exit_code = -1;
-  std::string out, err;
-};
+using Run = xent::test::XentRun;
 
-Run run_xent(const std::string& args) {
-  fs::create_directories(kTmp);
-  const int status = std::system((kXent + " " + args + " >" + kTmp + "/out-" + std::to_string(::getpid()) + ".txt 2>" + kTmp + "/err-" + std::to_string(::getpid()) + ".txt").c_str());
-  Run r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream o(kTmp + "/out-" + std::to_string(::getpid()) + ".txt"), e(kTmp + "/err-" + std::to_string(::getpid()) + ".txt");
-  r.out.assign(std::istreambuf_iterator<char>(o), std::istreambuf_iterator<char>());
-  r.err.assign(std::istreambuf_iterator<char>(e), std::istreambuf_iterator<char>());
-  return r;
-}
+Run run_xent(const std::string& args) { return xent::test::run_xent(kTmp, args); }
 
 // One CSV line; fields may be double-quoted.
 std::vector<std::string> csv_fields(const std::string& line) {

@@ -1,9 +1,6 @@
 // `xent perplexity`: a trained model predicts text like its training data far better
 // than chance, and a model compared with itself has zero KL divergence.
-#include <unistd.h>
 #include <catch2/catch.hpp>
-
-#include <sys/wait.h>
 
 #include <cmath>
 #include <cstdio>
@@ -12,28 +9,17 @@
 #include <fstream>
 #include <string>
 
+#include "common/run-xent.h"
+
 namespace {
 
-const std::string kXent = std::string(XENT_BINARY_DIR) + "/apps/xent";
 const std::string kTmp = std::string(XENT_BINARY_DIR) + "/test-perplexity";
 const std::string kModel = std::string(XENT_SHARED_DIR) + "/models/clinical-gpt2-q8_0.gguf";
 const std::string kText = std::string(XENT_SHARED_DIR) + "/data/clinical-notes-sample.txt";
 
-struct Run {
-  int exit_code = -1;
-  std::string out, err;
-};
+using Run = xent::test::XentRun;
 
-Run run_xent(const std::string& args) {
-  std::filesystem::create_directories(kTmp);
-  const int status = std::system((kXent + " " + args + " >" + kTmp + "/out-" + std::to_string(::getpid()) + ".txt 2>" + kTmp + "/err-" + std::to_string(::getpid()) + ".txt").c_str());
-  Run r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream o(kTmp + "/out-" + std::to_string(::getpid()) + ".txt"), e(kTmp + "/err-" + std::to_string(::getpid()) + ".txt");
-  r.out.assign(std::istreambuf_iterator<char>(o), std::istreambuf_iterator<char>());
-  r.err.assign(std::istreambuf_iterator<char>(e), std::istreambuf_iterator<char>());
-  return r;
-}
+Run run_xent(const std::string& args) { return xent::test::run_xent(kTmp, args); }
 
 // The number after `label` in the output; NaN when absent.
 double value_after(const std::string& out, const std::string& label) {

@@ -1,41 +1,20 @@
 // `xent run --backend vulkan` where no Vulkan driver can be loaded: one line on stderr says
 // so, and the CPU produces the same text as a CPU-only run. The loader is pointed at a
 // driver manifest that does not exist, which is what a machine without a driver looks like.
-#include <unistd.h>
 #include <catch2/catch.hpp>
 
-#include <sys/wait.h>
-
-#include <cstdlib>
-#include <fstream>
 #include <string>
+
+#include "common/run-xent.h"
 
 namespace {
 
-const std::string kXent = std::string(XENT_BINARY_DIR) + "/apps/xent";
 const std::string kTmp = std::string(XENT_BINARY_DIR) + "/test-vulkan-nodriver";
 const std::string kModel = std::string(XENT_SHARED_DIR) + "/models/clinical-gpt2-q8_0.gguf";
 
-struct Run {
-  int exit_code = -1;
-  std::string out, err;
-};
+using Run = xent::test::XentRun;
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-Run run(const std::string& env, const std::string& args) {
-  std::system(("mkdir -p " + kTmp).c_str());
-  const std::string cmd = env + " " + kXent + " " + args + " >" + kTmp + "/out-" + std::to_string(::getpid()) + ".txt 2>" + kTmp + "/err-" + std::to_string(::getpid()) + ".txt";
-  const int status = std::system(cmd.c_str());
-  Run r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(kTmp + "/out-" + std::to_string(::getpid()) + ".txt");
-  r.err = slurp(kTmp + "/err-" + std::to_string(::getpid()) + ".txt");
-  return r;
-}
+Run run(const std::string& env, const std::string& args) { return xent::test::run_xent(kTmp, args, env); }
 
 int count_mentions(const std::string& text, const std::string& word) {
   int n = 0;
