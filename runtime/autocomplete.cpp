@@ -21,6 +21,8 @@ enum : uint8_t {
 };
 
 constexpr int32_t kPrefixChunk = 64;  // prefix tokens per decode, so cancellation is prompt
+// Summaries kept between keystrokes: about 16 bytes each, so at most ~16 MiB.
+constexpr size_t kMaxDistEntries = size_t{1} << 20;
 
 double log_sum_exp(const float* x, int64_t n) {
   float mx = -std::numeric_limits<float>::infinity();
@@ -156,6 +158,8 @@ bool Autocompleter::sync_prefix(const std::vector<int32_t>& tokens, uint64_t gen
   ctx_.truncate(static_cast<int32_t>(common));
   cached_.resize(common);
   root_logits_.clear();
+  dists_.clear();
+  dists_entries_ = 0;
   r.n_prefix_reused = static_cast<int32_t>(common);
   for (size_t done = common; done < tokens.size();) {
     if (stale(generation)) return false;
@@ -178,11 +182,24 @@ bool Autocompleter::sync_prefix(const std::vector<int32_t>& tokens, uint64_t gen
 //   starting the next word), and otherwise just extends the segment (" room" + " air");
 // - a suggestion's probability = path probability x the probability that a word ends
 //   right after it (all boundary, line and end tokens together).
-void Autocompleter::expand(int32_t node, const float* logits, const std::string& partial,
-                           const AutocompleteParams& p, std::vector<Node>& children,
-                           std::vector<std::pair<std::string, double>>& finished) {
+Autocompleter::Dist Autocompleter::summarize(const float* logits, double log_min) const {
   const int64_t n_vocab = ctx_.n_vocab();
   const double lse = log_sum_exp(logits, n_vocab);
+  Dist d;
+  for (int64_t t = 0; t < n_vocab; ++t) {
+    const uint8_t k = kind_[t];
+    if (k == kind_skip) continue;
+    const double lp = logits[t] - lse;
+    if (k == kind_boundary) d.boundary_mass += std::exp(lp);
+    else if (k == kind_line || k == kind_end) d.stop_mass += std::exp(lp);
+    if (k != kind_end && lp >= log_min) d.likely.emplace_back(static_cast<int32_t>(t), lp);
+  }
+  return d;
+}
+
+void Autocompleter::expand(int32_t node, const Dist& d, const std::string& partial,
+                           const AutocompleteParams& p, std::vector<Node>& children,
+                           std::vector<std::pair<std::string, double>>& finished) {
   const Node* parent = node >= 0 ? &nodes_[static_cast<size_t>(node)] : nullptr;
   const double base = parent ? parent->logp : 0.0;
   const std::string bytes = parent ? parent->bytes : std::string();
@@ -196,6 +213,8 @@ void Autocompleter::expand(int32_t node, const float* logits, const std::string&
     Node c;
     c.parent = node;
     c.token = t;
+    if (parent) c.path = parent->path;
+    c.path.push_back(t);
     c.depth = depth + 1;
     c.logp = lp;
     c.bytes = bytes + pieces_[t];
@@ -206,37 +225,35 @@ void Autocompleter::expand(int32_t node, const float* logits, const std::string&
   if (bytes.size() < partial.size()) {
     if (!may_grow) return;
     const std::string_view need = std::string_view(partial).substr(bytes.size());
-    for (int64_t t = 0; t < n_vocab; ++t) {
+    for (const auto& [t, lpt] : d.likely) {
       const std::string& piece = pieces_[t];
-      if (piece.empty() || kind_[t] == kind_end) continue;
+      if (piece.empty()) continue;
       const size_t m = std::min(piece.size(), need.size());
       if (piece.compare(0, m, need.substr(0, m)) != 0) continue;
-      const double lp = base + logits[t] - lse;
-      if (lp >= log_min) add_child(static_cast<int32_t>(t), lp, words_done);
+      const double lp = base + lpt;
+      if (lp >= log_min) add_child(t, lp, words_done);
     }
   } else {
     // The current segment: what follows the partial word, or the last word started.
     const size_t seg_start = parent ? parent->seg_start : partial.size();
     const bool content = has_word_char(std::string_view(bytes).substr(seg_start));
     const bool last_word = words_done + 1 >= p.max_words;
-    double end_mass = 0;
-    for (int64_t t = 0; t < n_vocab; ++t) {
-      const uint8_t k = kind_[t];
-      if (k == kind_skip) continue;
-      const double lp = base + logits[t] - lse;
-      if (k == kind_word) {
-        if (may_grow && lp >= log_min) add_child(static_cast<int32_t>(t), lp, words_done);
-      } else if (content) {
-        if (last_word || k != kind_boundary) {
-          end_mass += std::exp(static_cast<double>(logits[t]) - lse);
-        } else if (may_grow && lp >= log_min) {
-          add_child(static_cast<int32_t>(t), lp, words_done + 1);
+    if (may_grow) {
+      for (const auto& [t, lpt] : d.likely) {
+        const uint8_t k = kind_[t];
+        const double lp = base + lpt;
+        if (lp < log_min) continue;
+        if (k == kind_word) {
+          add_child(t, lp, words_done);
+        } else if (k == kind_boundary && content && !last_word) {
+          add_child(t, lp, words_done + 1);
           children.back().seg_start = bytes.size();
+        } else if (k == kind_boundary && !content) {
+          add_child(t, lp, words_done);
         }
-      } else if (k == kind_boundary && may_grow && lp >= log_min) {
-        add_child(static_cast<int32_t>(t), lp, words_done);
       }
     }
+    const double end_mass = d.stop_mass + (last_word ? d.boundary_mass : 0.0);
     if (content && end_mass > 0) finished.emplace_back(bytes.substr(partial.size()), std::exp(base) * end_mass);
   }
   // Children inherit the segment start unless they began a new word above.
@@ -293,10 +310,30 @@ AutocompleteResult Autocompleter::complete(std::string_view text, const Autocomp
   if (!sync_prefix(context, generation, r)) return finish(true);
   const int32_t n_past = ctx_.n_past();
 
+  const double log_min = p.min_probability > 0 ? std::log(static_cast<double>(p.min_probability))
+                                               : -std::numeric_limits<double>::infinity();
+  if (log_min != dists_log_min_ || dists_entries_ > kMaxDistEntries) {
+    dists_.clear();
+    dists_entries_ = 0;
+    dists_log_min_ = log_min;
+  }
+  auto remember = [&](const std::vector<int32_t>& path, const float* logits) -> const Dist& {
+    auto [it, inserted] = dists_.try_emplace(path);
+    if (inserted) {
+      it->second = summarize(logits, log_min);
+      dists_entries_ += it->second.likely.size() + 1;
+    }
+    return it->second;
+  };
+
   nodes_.clear();
   std::vector<Node> children;
   std::vector<std::pair<std::string, double>> finished;
-  expand(-1, root_logits_.data(), partial, p, children, finished);
+  {
+    auto it = dists_.find({});
+    const Dist& root = it != dists_.end() ? it->second : remember({}, root_logits_.data());
+    expand(-1, root, partial, p, children, finished);
+  }
 
   const int64_t room = ctx_.n_ctx() - n_past;
   std::vector<int32_t> tree_tokens, tree_pos, frontier;
@@ -309,49 +346,60 @@ AutocompleteResult Autocompleter::complete(std::string_view text, const Autocomp
     });
     if (children.size() > static_cast<size_t>(p.beam_width)) children.resize(static_cast<size_t>(p.beam_width));
 
-    // The tree to evaluate: the frontier and all its ancestors (earlier frontier nodes),
-    // as long as it fits the free context and one batch.
+    // The tree to evaluate: the frontier nodes whose distribution is not known yet and all
+    // their ancestors, as long as it fits the free context and one batch.
     const int64_t cap = std::min<int64_t>(room, 512);
     mark.assign(nodes_.size() + children.size(), 0);
     int64_t n_rows = 0;
     frontier.clear();
     for (Node& c : children) {
-      int64_t extra = 1;
-      for (int32_t a = c.parent; a >= 0 && !mark[a]; a = nodes_[a].parent) ++extra;
-      if (n_rows + extra > cap) break;
+      const bool known = dists_.count(c.path) != 0;
+      int64_t extra = 0;
+      if (!known) {
+        extra = 1;
+        for (int32_t a = c.parent; a >= 0 && !mark[a]; a = nodes_[a].parent) ++extra;
+        if (n_rows + extra > cap) break;
+        for (int32_t a = c.parent; a >= 0 && !mark[a]; a = nodes_[a].parent) mark[a] = 1;
+      }
       n_rows += extra;
-      for (int32_t a = c.parent; a >= 0 && !mark[a]; a = nodes_[a].parent) mark[a] = 1;
       const int32_t idx = static_cast<int32_t>(nodes_.size());
       nodes_.push_back(std::move(c));
-      mark[idx] = 1;
+      if (!known) mark[idx] = 1;
       frontier.push_back(idx);
     }
     children.clear();
     if (frontier.empty()) break;
 
-    tree_tokens.clear();
-    tree_pos.clear();
-    for (size_t i = 0; i < nodes_.size(); ++i) {
-      nodes_[i].row = -1;
-      if (!mark[i]) continue;
-      nodes_[i].row = static_cast<int32_t>(tree_tokens.size());
-      tree_tokens.push_back(nodes_[i].token);
-      tree_pos.push_back(n_past + nodes_[i].depth - 1);
+    if (n_rows > 0) {
+      tree_tokens.clear();
+      tree_pos.clear();
+      for (size_t i = 0; i < nodes_.size(); ++i) {
+        nodes_[i].row = -1;
+        if (!mark[i]) continue;
+        nodes_[i].row = static_cast<int32_t>(tree_tokens.size());
+        tree_tokens.push_back(nodes_[i].token);
+        tree_pos.push_back(n_past + nodes_[i].depth - 1);
+      }
+      const size_t n = tree_tokens.size();
+      mask.assign(n * n, -std::numeric_limits<float>::infinity());
+      for (size_t i = 0; i < nodes_.size(); ++i) {
+        if (nodes_[i].row < 0) continue;
+        // Ancestors precede descendants in nodes_, so their rows are set already.
+        for (int32_t a = static_cast<int32_t>(i); a >= 0; a = nodes_[a].parent)
+          mask[static_cast<size_t>(nodes_[i].row) * n + static_cast<size_t>(nodes_[a].row)] = 0.0f;
+      }
+      ctx_.decode_tree(tree_tokens.data(), tree_pos.data(), mask.data(), n);
+      ctx_.truncate(n_past);
+      r.n_tree_evaluated += static_cast<int32_t>(n);
+      ++r.n_steps;
+      for (size_t i = 0; i < nodes_.size(); ++i)
+        if (nodes_[i].row >= 0) remember(nodes_[i].path, ctx_.logits_at(static_cast<size_t>(nodes_[i].row)));
     }
-    const size_t n = tree_tokens.size();
-    mask.assign(n * n, -std::numeric_limits<float>::infinity());
-    for (size_t i = 0; i < nodes_.size(); ++i) {
-      if (nodes_[i].row < 0) continue;
-      // Ancestors precede descendants in nodes_, so their rows are set already.
-      for (int32_t a = static_cast<int32_t>(i); a >= 0; a = nodes_[a].parent)
-        mask[static_cast<size_t>(nodes_[i].row) * n + static_cast<size_t>(nodes_[a].row)] = 0.0f;
+    for (int32_t f : frontier) {
+      const Node& node = nodes_[static_cast<size_t>(f)];
+      if (node.row < 0) ++r.n_tree_reused;
+      expand(f, dists_.at(node.path), partial, p, children, finished);
     }
-    ctx_.decode_tree(tree_tokens.data(), tree_pos.data(), mask.data(), n);
-    ctx_.truncate(n_past);
-    r.n_tree_evaluated += static_cast<int32_t>(n);
-    ++r.n_steps;
-    for (int32_t f : frontier)
-      expand(f, ctx_.logits_at(static_cast<size_t>(nodes_[f].row)), partial, p, children, finished);
   }
 
   // The same text reached by different token paths is one suggestion.

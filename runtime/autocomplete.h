@@ -3,6 +3,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -38,6 +39,7 @@ struct AutocompleteResult {
   int32_t n_prefix_evaluated = 0;  // context tokens evaluated (the cache reuse misses)
   int32_t n_prefix_reused = 0;     // context tokens found in the cache
   int32_t n_tree_evaluated = 0;    // candidate-tree tokens evaluated (all steps)
+  int32_t n_tree_reused = 0;       // tree nodes expanded from an earlier keystroke's evaluation
   int32_t n_steps = 0;             // decode_tree calls
   bool cancelled = false;
 };
@@ -76,6 +78,7 @@ class Autocompleter {
   void adopt(std::vector<int32_t> tokens) {
     cached_ = std::move(tokens);
     root_logits_.clear();
+    dists_.clear();
   }
 
   // The tokens the context part of text is evaluated as (window applied), and the
@@ -83,9 +86,18 @@ class Autocompleter {
   void split(std::string_view text, std::vector<int32_t>* context_tokens, std::string* partial) const;
 
  private:
+  // What expansion needs of a node's next-token distribution. A child's joint probability
+  // never exceeds its own conditional one, so tokens below min_probability can never make a
+  // kept child; only their total masses matter.
+  struct Dist {
+    std::vector<std::pair<int32_t, double>> likely;  // (token, log p) for log p >= log_min
+    double boundary_mass = 0;  // p of all tokens that start with a space or punctuation
+    double stop_mass = 0;      // p of all newline and end-of-generation tokens
+  };
   struct Node {
     int32_t parent;   // index into nodes_, -1 for the root's children
     int32_t token;
+    std::vector<int32_t> path;  // tokens from the root (the key of dists_)
     int32_t depth;    // 1 for a child of the root
     double logp;      // joint log-probability of the path
     std::string bytes;  // the path's text (starts with the partial word)
@@ -97,8 +109,9 @@ class Autocompleter {
   // Brings the cache to `tokens` reusing the longest common prefix; root_logits_ ends up
   // as the distribution after the last token. Returns false when cancelled.
   bool sync_prefix(const std::vector<int32_t>& tokens, uint64_t generation, AutocompleteResult& r);
-  // Children of a node (or of the root when node < 0) from its logits.
-  void expand(int32_t node, const float* logits, const std::string& partial, const AutocompleteParams& p,
+  Dist summarize(const float* logits, double log_min) const;
+  // Children of a node (or of the root when node < 0) from its distribution.
+  void expand(int32_t node, const Dist& d, const std::string& partial, const AutocompleteParams& p,
               std::vector<Node>& children, std::vector<std::pair<std::string, double>>& finished);
 
   const Model& model_;
@@ -110,6 +123,12 @@ class Autocompleter {
   std::vector<std::string> pieces_; // token id -> bytes
   std::vector<uint8_t> kind_;       // per token: see kind_* in the .cpp
   std::vector<Node> nodes_;
+  // Distributions of evaluated tree nodes by token path from the word start, valid for the
+  // cached context and dists_log_min_. While a word is typed, each keystroke's tree is a
+  // subset of the previous keystroke's paths, so most of it is known already.
+  std::map<std::vector<int32_t>, Dist> dists_;
+  double dists_log_min_ = 0;
+  size_t dists_entries_ = 0;  // likely-token entries held, bounded by kMaxDistEntries
 };
 
 }  // namespace xent

@@ -22,6 +22,7 @@ struct BenchOptions {
   int n_suggestions = 3;
   int max_words = 1;
   int beam_width = 16;
+  bool per_key = false;
 };
 
 double percentile(std::vector<double> v, double q) {
@@ -81,6 +82,10 @@ int bench(const BenchOptions& o) {
       return 1;
     }
     ms.push_back(r->ms);
+    if (o.per_key)
+      std::fprintf(stderr, "key %4zu  %8.2f ms  context %3d  tree %4d  steps %2d  '%s'\n", i, r->ms,
+                   r->n_prefix_evaluated, r->n_tree_evaluated, r->n_steps,
+                   r->n_suggestions > 0 ? r->suggestions[0].text : "");
     n_prefix += static_cast<uint64_t>(r->n_prefix_evaluated);
     n_tree += static_cast<uint64_t>(r->n_tree_evaluated);
     n_steps += static_cast<uint64_t>(r->n_steps);
@@ -141,6 +146,7 @@ void add_bench_autocomplete_command(CLI::App& app, int& exit_code) {
   cmd->add_option("-n,--n-suggestions", o->n_suggestions, "suggestions per keystroke")->check(CLI::Range(1, 64));
   cmd->add_option("--words", o->max_words, "words per suggestion")->check(CLI::Range(1, 8));
   cmd->add_option("--beam", o->beam_width, "candidates kept per step")->check(CLI::Range(1, 256));
+  cmd->add_flag("--per-key", o->per_key, "print each keystroke's latency and work to stderr");
   cmd->add_option("--output", o->output, "text or json")->check(CLI::IsMember({"text", "json"}));
   cmd->callback([o, &exit_code] { exit_code = bench(*o); });
 }

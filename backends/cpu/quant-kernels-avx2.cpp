@@ -221,6 +221,18 @@ void vec_dot_half_avx2(int64_t n, float* s, const void* vw, const void* va) {
   *s = sum;
 }
 
+void axpy_f16_avx2(int64_t n, float* y, float a, const void* vx) {
+  const auto* x = static_cast<const uint16_t*>(vx);
+  const __m256 va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, load_f16x8(x + i), _mm256_loadu_ps(y + i)));
+    _mm256_storeu_ps(y + i + 8, _mm256_fmadd_ps(va, load_f16x8(x + i + 8), _mm256_loadu_ps(y + i + 8)));
+  }
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, load_f16x8(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += a * h2f(x[i]);
+}
+
 // ---- 32-blocks ----
 
 void vec_dot_q4_0_avx2(int64_t n, float* s, const void* vw, const void* va) {
@@ -740,7 +752,7 @@ struct TileQ6_K {
 constexpr QuantKernels kAvx2[] = {
     {DType::F32, DType::F32, act_row_bytes_f32, quantize_act_f32, vec_dot_f32_avx2},
     {DType::F16, DType::F32, act_row_bytes_f32, quantize_act_f32,
-     vec_dot_half_avx2<load_f16x8, h2f>},
+     vec_dot_half_avx2<load_f16x8, h2f>, nullptr, axpy_f16_avx2},
     {DType::BF16, DType::F32, act_row_bytes_f32, quantize_act_f32,
      vec_dot_half_avx2<load_bf16x8, bf16_bits_to_f32>},
     {DType::Q4_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_avx2, vec_dot_q4_0_avx2,

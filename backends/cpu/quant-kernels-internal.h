@@ -59,6 +59,7 @@ void quantize_act_q8_k_ref(const float* x, void* y, int64_t n);
 void vec_dot_f32_ref(int64_t n, float* s, const void* w, const void* a);
 void vec_dot_f16_ref(int64_t n, float* s, const void* w, const void* a);
 void vec_dot_bf16_ref(int64_t n, float* s, const void* w, const void* a);
+void axpy_f16_ref(int64_t n, float* y, float a, const void* x);
 void vec_dot_q4_0_ref(int64_t n, float* s, const void* w, const void* a);
 void vec_dot_q4_1_ref(int64_t n, float* s, const void* w, const void* a);
 void vec_dot_q5_0_ref(int64_t n, float* s, const void* w, const void* a);

@@ -146,6 +146,17 @@ void vec_dot_plain_neon(int64_t n, float* s, const void* vw, const void* va) {
   *s = sum;
 }
 
+inline void axpy_f16_neon(int64_t n, float* y, float a, const void* vx) {
+  const auto* x = static_cast<const uint16_t*>(vx);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), load_f16x4(x + i), a));
+    vst1q_f32(y + i + 4, vfmaq_n_f32(vld1q_f32(y + i + 4), load_f16x4(x + i + 4), a));
+  }
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), load_f16x4(x + i), a));
+  for (; i < n; ++i) y[i] += a * one_f16(x[i]);
+}
+
 // ---- 32-blocks ----
 
 // The 32 nibbles of a block as bytes 0..15: elements 0..15 (low) and 16..31 (high).
@@ -395,7 +406,7 @@ void vec_dot_q6_k_neon(int64_t n, float* s, const void* vw, const void* va) {
 constexpr QuantKernels kNeonTable[] = {
     {DType::F32, DType::F32, act_row_bytes_f32, quantize_act_f32, vec_dot_plain_neon<float, load_f32x4, one_f32>},
     {DType::F16, DType::F32, act_row_bytes_f32, quantize_act_f32,
-     vec_dot_plain_neon<uint16_t, load_f16x4, one_f16>},
+     vec_dot_plain_neon<uint16_t, load_f16x4, one_f16>, nullptr, axpy_f16_neon},
     {DType::BF16, DType::F32, act_row_bytes_f32, quantize_act_f32,
      vec_dot_plain_neon<uint16_t, load_bf16x4, one_bf16>},
     {DType::Q4_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_neon, vec_dot_q4_0_neon},

@@ -105,6 +105,11 @@ void vec_dot_f16_ref(int64_t n, float* s, const void* vw, const void* va) {
   *s = static_cast<float>(sum);
 }
 
+void axpy_f16_ref(int64_t n, float* y, float a, const void* vx) {
+  const auto* x = static_cast<const uint16_t*>(vx);
+  for (int64_t i = 0; i < n; ++i) y[i] += a * fp16_to_f32(x[i]);
+}
+
 void vec_dot_bf16_ref(int64_t n, float* s, const void* vw, const void* va) {
   const auto* w = static_cast<const uint16_t*>(vw);
   const auto* a = static_cast<const float*>(va);

@@ -24,6 +24,8 @@ struct QuantKernels {
   // vec_dot's, only the float accumulation may be ordered differently.
   void (*vec_dot_tile)(int64_t n, float* s, size_t s_stride, const void* w_rows, size_t w_stride,
                        const void* act_rows, size_t act_stride, int n_rows, int n_cols) = nullptr;
+  // Optional, plain types only (F16 for attention's value rows): y[i] += a * x[i].
+  void (*axpy)(int64_t n, float* y, float a, const void* x_row) = nullptr;
 };
 constexpr int kTileRows = 4;
 constexpr int kTileCols = 4;

@@ -207,7 +207,10 @@ void attention(const Tensor& dst, OpContext& ctx) {
   }
   ctx.barrier();
 
-  // Phase 2: one (token, head) pair at a time; scores live in this thread's scratch.
+  // Phase 2: one (token, head) pair at a time; scores live in this thread's scratch. The
+  // f16 row dot products and accumulations are the F16 weight type's kernels (SIMD ones
+  // unless the reference kernels were asked for).
+  const QuantKernels* kf = ctx.kernels(DType::F16);
   const int64_t n_ctx = kc.ne[2];
   float* scores = reinterpret_cast<float*>(ctx.work) + ctx.ith * (n_ctx + hd);
   float* acc = scores + n_ctx;
@@ -218,16 +221,16 @@ void attention(const Tensor& dst, OpContext& ctx) {
     const float* pq = row_f32(q, h, t);
     const float* mrow = mask ? row_f32(*mask, t) : nullptr;
     const int64_t n_keys = mask ? n_past + n_tok : n_past + t + 1;
+    const uint8_t* k_base = static_cast<const uint8_t*>(kc.data) + kvh * kc.nb[1];
+    const uint8_t* v_base = static_cast<const uint8_t*>(vc.data) + kvh * vc.nb[1];
     float max_score = -INFINITY;
     for (int64_t j = 0; j < n_keys; ++j) {
       if (mrow && j >= n_past && mrow[j - n_past] != 0.0f) {
         scores[j] = -INFINITY;
         continue;
       }
-      const auto* ck = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(kc.data) +
-                                                         kvh * kc.nb[1] + j * kc.nb[2]);
       float s = 0;
-      for (int64_t i = 0; i < hd; ++i) s += pq[i] * fp16_to_f32(ck[i]);
+      kf->vec_dot(hd, &s, k_base + j * kc.nb[2], pq);
       scores[j] = s * scale;
       max_score = std::max(max_score, scores[j]);
     }
@@ -240,10 +243,13 @@ void attention(const Tensor& dst, OpContext& ctx) {
     std::fill(acc, acc + hd, 0.0f);
     for (int64_t j = 0; j < n_keys; ++j) {
       if (scores[j] == 0.0f) continue;
-      const auto* cv = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(vc.data) +
-                                                         kvh * vc.nb[1] + j * vc.nb[2]);
       const float p = scores[j] * inv;
-      for (int64_t i = 0; i < hd; ++i) acc[i] += p * fp16_to_f32(cv[i]);
+      if (kf->axpy) {
+        kf->axpy(hd, acc, p, v_base + j * vc.nb[2]);
+      } else {
+        const auto* cv = reinterpret_cast<const uint16_t*>(v_base + j * vc.nb[2]);
+        for (int64_t i = 0; i < hd; ++i) acc[i] += p * fp16_to_f32(cv[i]);
+      }
     }
     float* out = row_f32(dst, t) + h * hd;
     std::copy(acc, acc + hd, out);

@@ -440,3 +440,30 @@ TEST_CASE("vec_dot_tile: the SIMD tables have tiles for the common weight types"
   SUCCEED("tiles not yet written for this architecture");
 #endif
 }
+
+TEST_CASE("axpy of f16 rows: SIMD vs reference, reference vs its definition", "[cpu][kernels]") {
+  // Attention accumulates value rows with it; every table that has F16 must have it.
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  for (const QuantKernels* k : {kernels_ref(DType::F16), kernels_best(DType::F16)}) {
+    REQUIRE(k->axpy != nullptr);
+    for (int64_t n : {1, 7, 8, 15, 16, 17, 64, 100, 128}) {
+      INFO("n " << n << (k == kernels_ref(DType::F16) ? " (reference)" : " (best)"));
+      std::vector<uint16_t> x(static_cast<size_t>(n));
+      std::vector<float> y(static_cast<size_t>(n)), want(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) {
+        x[i] = f32_to_fp16(normal(rng));
+        y[i] = normal(rng);
+      }
+      const float a = 0.37f * normal(rng);
+      for (int64_t i = 0; i < n; ++i)
+        want[i] = static_cast<float>(static_cast<double>(y[i]) + static_cast<double>(a) * fp16_to_f32(x[i]));
+      k->axpy(n, y.data(), a, x.data());
+      for (int64_t i = 0; i < n; ++i) {
+        // One rounding of the product (unfused) and one of the sum: |err| <= 2 ulp of the terms.
+        const float bound = 2.5e-7f * (std::abs(want[i]) + std::abs(a * fp16_to_f32(x[i]))) + 1e-30f;
+        CHECK(std::abs(y[i] - want[i]) <= bound);
+      }
+    }
+  }
+}
