@@ -238,7 +238,8 @@ void Server::autocomplete(const httplib::Request& http_req, httplib::Response& r
                     {"n_prefix_evaluated", r->n_prefix_evaluated},
                     {"n_prefix_reused", r->n_prefix_reused},
                     {"n_tree_evaluated", r->n_tree_evaluated},
-                    {"n_steps", r->n_steps}}}};
+                    {"n_steps", r->n_steps},
+                    {"n_tree_reused", r->n_tree_reused}}}};
   res.set_content(dump(j), kJson);
 }
 

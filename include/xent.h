@@ -304,6 +304,7 @@ typedef struct xent_autocomplete_result {
   int32_t n_prefix_reused;    /* context tokens found in the cache */
   int32_t n_tree_evaluated;   /* candidate-tree tokens evaluated */
   int32_t n_steps;            /* tree evaluations */
+  int32_t n_tree_reused;      /* tree nodes expanded from an earlier keystroke's evaluation */
 } xent_autocomplete_result;
 
 /* Thread-safe. */

@@ -155,6 +155,7 @@ xent_status xent_autocomplete_run(xent_autocomplete* ac, const char* text, int32
     st->result.n_prefix_evaluated = r.n_prefix_evaluated;
     st->result.n_prefix_reused = r.n_prefix_reused;
     st->result.n_tree_evaluated = r.n_tree_evaluated;
+    st->result.n_tree_reused = r.n_tree_reused;
     st->result.n_steps = r.n_steps;
     st->data = data.release();
     *result = &st.release()->result;

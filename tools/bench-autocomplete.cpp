@@ -8,22 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "bench.h"
 #include "commands.h"
 #include "common.h"
 
 namespace xent::app {
 namespace {
-
-struct BenchOptions {
-  ModelOptions model;
-  std::string note_path;
-  std::string output = "text";
-  size_t max_chars = 0;
-  int n_suggestions = 3;
-  int max_words = 1;
-  int beam_width = 16;
-  bool per_key = false;
-};
 
 double percentile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
@@ -45,7 +35,9 @@ bool predicts(const std::string& note, size_t at, const char* insert) {
   return end >= note.size() || !is_word_char(note[end]);
 }
 
-int bench(const BenchOptions& o) {
+}  // namespace
+
+int run_autocomplete_bench(const AutocompleteBenchOptions& o) {
   std::string note;
   if (!read_file(o.note_path, &note)) return 1;
   if (o.max_chars > 0 && note.size() > o.max_chars) note.resize(o.max_chars);
@@ -71,7 +63,7 @@ int bench(const BenchOptions& o) {
   p.beam_width = o.beam_width;
 
   std::vector<double> ms;
-  uint64_t n_prefix = 0, n_tree = 0, n_steps = 0;
+  uint64_t n_prefix = 0, n_tree = 0, n_steps = 0, n_reused = 0;
   size_t with_suggestion = 0, top1_hits = 0, topn_hits = 0;
   for (size_t i = 1; i <= note.size(); ++i) {
     // A UTF-8 character is one keystroke.
@@ -89,6 +81,7 @@ int bench(const BenchOptions& o) {
     n_prefix += static_cast<uint64_t>(r->n_prefix_evaluated);
     n_tree += static_cast<uint64_t>(r->n_tree_evaluated);
     n_steps += static_cast<uint64_t>(r->n_steps);
+    n_reused += static_cast<uint64_t>(r->n_tree_reused);
     if (r->n_suggestions > 0 && i < note.size()) {
       ++with_suggestion;
       if (predicts(note, i, r->suggestions[0].insert)) ++top1_hits;
@@ -106,6 +99,7 @@ int bench(const BenchOptions& o) {
   nlohmann::json j = {
       {"model", xent_model_description(model)},
       {"backends", xent_context_backends(ctx)},
+      {"threads", o.model.threads},
       {"keystrokes", ms.size()},
       {"p50_ms", percentile(ms, 0.50)},
       {"p95_ms", percentile(ms, 0.95)},
@@ -115,6 +109,7 @@ int bench(const BenchOptions& o) {
       {"context_tokens_per_keystroke", static_cast<double>(n_prefix) / n},
       {"tree_tokens_per_keystroke", static_cast<double>(n_tree) / n},
       {"tree_steps_per_keystroke", static_cast<double>(n_steps) / n},
+      {"tree_nodes_reused_per_keystroke", static_cast<double>(n_reused) / n},
       {"top1_accuracy", with_suggestion ? static_cast<double>(top1_hits) / static_cast<double>(with_suggestion) : 0.0},
       {"topn_accuracy", with_suggestion ? static_cast<double>(topn_hits) / static_cast<double>(with_suggestion) : 0.0},
   };
@@ -127,18 +122,16 @@ int bench(const BenchOptions& o) {
   std::printf("latency      p50 %.2f ms  p95 %.2f ms  p99 %.2f ms  max %.2f ms  mean %.2f ms\n",
               j["p50_ms"].get<double>(), j["p95_ms"].get<double>(), j["p99_ms"].get<double>(),
               j["max_ms"].get<double>(), j["mean_ms"].get<double>());
-  std::printf("per key      %.2f context tokens, %.1f tree tokens in %.2f steps\n",
+  std::printf("per key      %.2f context tokens, %.1f tree tokens in %.2f steps (%.1f tree nodes known from earlier keys)\n",
               j["context_tokens_per_keystroke"].get<double>(), j["tree_tokens_per_keystroke"].get<double>(),
-              j["tree_steps_per_keystroke"].get<double>());
+              j["tree_steps_per_keystroke"].get<double>(), j["tree_nodes_reused_per_keystroke"].get<double>());
   std::printf("accuracy     top-1 %.1f%%  top-%d %.1f%% (the note goes on with the suggested word)\n",
               100.0 * j["top1_accuracy"].get<double>(), o.n_suggestions, 100.0 * j["topn_accuracy"].get<double>());
   return 0;
 }
 
-}  // namespace
-
 void add_bench_autocomplete_command(CLI::App& app, int& exit_code) {
-  auto o = std::make_shared<BenchOptions>();
+  auto o = std::make_shared<AutocompleteBenchOptions>();
   CLI::App* cmd = app.add_subcommand("bench-autocomplete", "replay typing a note and measure autocomplete latency");
   add_model_options(*cmd, o->model);
   cmd->add_option("-f,--file", o->note_path, "the note to type")->required();
@@ -148,7 +141,7 @@ void add_bench_autocomplete_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--beam", o->beam_width, "candidates kept per step")->check(CLI::Range(1, 256));
   cmd->add_flag("--per-key", o->per_key, "print each keystroke's latency and work to stderr");
   cmd->add_option("--output", o->output, "text or json")->check(CLI::IsMember({"text", "json"}));
-  cmd->callback([o, &exit_code] { exit_code = bench(*o); });
+  cmd->callback([o, &exit_code] { exit_code = run_autocomplete_bench(*o); });
 }
 
 }  // namespace xent::app

@@ -77,7 +77,39 @@ struct BenchOptions {
   bool mem = false;
   uint64_t seed = 1234;
   SyntheticParams synthetic;
+  bool autocomplete = false;  // replay typing -f NOTE instead of pp/tg
+  std::string note_path;
 };
+
+// --autocomplete: the keystroke replay of `xent bench-autocomplete`, once per model and
+// thread count.
+int run_autocomplete(const BenchOptions& o) {
+  if (o.note_path.empty()) {
+    print_error("bench", "--autocomplete needs the note to type: -f FILE");
+    return 1;
+  }
+  if (o.models.empty()) {
+    print_error("bench", "--autocomplete needs a model (-m FILE)");
+    return 1;
+  }
+  if (o.output == "csv") {
+    print_error("bench", "--autocomplete writes md (text) or json, not csv");
+    return 1;
+  }
+  const std::vector<int> threads = o.threads.empty() ? std::vector<int>{0} : o.threads;
+  for (const std::string& m : o.models)
+    for (int t : threads) {
+      AutocompleteBenchOptions a;
+      a.model.model_path = m;
+      a.model.threads = t;
+      a.model.backend = o.backend;
+      a.model.n_gpu_layers = o.n_gpu_layers;
+      a.note_path = o.note_path;
+      a.output = o.output == "json" ? "json" : "text";
+      if (const int rc = run_autocomplete_bench(a); rc != 0) return rc;
+    }
+  return 0;
+}
 
 std::string human_size(uint64_t bytes) {
   char buf[32];
@@ -441,7 +473,10 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("-o", o->synthetic.output, "--synthetic: the GGUF file to write");
   cmd->add_option("--vocab", o->synthetic.vocab_path, "--synthetic: copy the tokenizer of this GGUF (default: synthetic)");
   cmd->add_option("--synthetic-seed", o->synthetic.seed, "--synthetic: seed of the weights");
-  cmd->callback([o, &exit_code] { exit_code = run(*o); });
+  cmd->add_flag("--autocomplete", o->autocomplete,
+               "replay typing the note -f FILE and report suggestion latency (p50/p95/p99 ms) instead");
+  cmd->add_option("-f,--file", o->note_path, "--autocomplete: the note to type");
+  cmd->callback([o, &exit_code] { exit_code = o->autocomplete ? run_autocomplete(*o) : run(*o); });
 }
 
 }  // namespace xent::app

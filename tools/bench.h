@@ -5,7 +5,23 @@
 #include <string>
 #include <vector>
 
+#include "common.h"
+
 namespace xent::app {
+
+// `xent bench --autocomplete` and `xent bench-autocomplete`: replays typing a note one
+// character at a time and reports suggestion latency and tokens evaluated per keystroke.
+struct AutocompleteBenchOptions {
+  ModelOptions model;
+  std::string note_path;
+  std::string output = "text";  // text or json
+  size_t max_chars = 0;         // type only the first N bytes (0: all)
+  int n_suggestions = 3;
+  int max_words = 1;
+  int beam_width = 16;
+  bool per_key = false;         // a line per keystroke on stderr
+};
+int run_autocomplete_bench(const AutocompleteBenchOptions& o);
 
 // One row of the report: a model, a thread count and a test (pp<N> or tg<N>).
 struct BenchResult {

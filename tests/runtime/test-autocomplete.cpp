@@ -217,14 +217,18 @@ TEST_CASE("tree beam equals a brute-force search evaluated from scratch", "[runt
   };
   for (int max_words : {1, 2}) {
     size_t n_found = 0;
+    int64_t n_reused = 0;
     AutocompleteParams p = exhaustive_params();
     p.max_words = max_words;
     Reference ref(model, p);
     for (const std::string& text : texts) {
       INFO("text: '" << text << "', max_words " << max_words);
       const auto want = ref.run(text);
+      // Typed up to here: the last keystrokes' trees leave distributions that this one reuses.
+      for (size_t cut = 3; cut >= 1; --cut) ac.complete(text.substr(0, text.size() - cut), p);
       const auto r = ac.complete(text, p);
       REQUIRE_FALSE(r.cancelled);
+      n_reused += r.n_tree_reused;
       INFO("reference nodes " << ref.n_nodes << ", tree tokens " << r.n_tree_evaluated);
       // One-word completions of these texts are likely enough to pass the threshold; two-word
       // phrases often are not, so there only the sum over the texts must be non-empty.
@@ -234,6 +238,7 @@ TEST_CASE("tree beam equals a brute-force search evaluated from scratch", "[runt
     }
     INFO("max_words " << max_words);
     CHECK(n_found > 0);  // the comparison is never vacuous
+    CHECK(n_reused > 0);  // and covers distributions kept from earlier keystrokes
   }
 }
 

@@ -218,3 +218,36 @@ TEST_CASE("bench --synthetic gpt2 shape loads and matches xent quantize's K-mix 
   CHECK(r.exit_code == 0);
   CHECK(lines(r.out).size() == 3);
 }
+
+TEST_CASE("bench --autocomplete replays a note and reports latency and work per keystroke", "[tools][bench]") {
+  // 240 characters of a clinical note (ASCII: one keystroke per byte), typed into the demo model.
+  std::string note = read_bytes(std::string(XENT_SHARED_DIR) + "/data/clinical-notes-sample.txt");
+  REQUIRE(note.size() > 240);
+  note.resize(240);
+  fs::create_directories(kTmp);
+  const std::string note_path = kTmp + "/note-" + std::to_string(::getpid()) + ".txt";
+  std::ofstream(note_path, std::ios::binary) << note;
+  const std::string clinical = std::string(XENT_SHARED_DIR) + "/models/clinical-gpt2-q8_0.gguf";
+
+  const Run r = run_xent("bench --autocomplete -m " + clinical + " -f " + note_path + " -t 1 --output json");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  CHECK(j.at("keystrokes").get<int>() == 240);
+  CHECK(j.at("threads").get<int>() == 1);
+  const double p50 = j.at("p50_ms"), p95 = j.at("p95_ms"), p99 = j.at("p99_ms");
+  CHECK(p50 >= 0.0);
+  CHECK(p50 <= p95);
+  CHECK(p95 <= p99);
+  // The text before the word is cached: a keystroke evaluates well under a word of context.
+  CHECK(j.at("context_tokens_per_keystroke").get<double>() > 0.0);
+  CHECK(j.at("context_tokens_per_keystroke").get<double>() <= 2.0);
+  // Inside a word most of the candidate tree is known from the previous keystroke.
+  CHECK(j.at("tree_nodes_reused_per_keystroke").get<double>() > 0.0);
+  // Measured 0.82 on the first 500 characters: the demo model predicts its own notes.
+  CHECK(j.at("top1_accuracy").get<double>() > 0.5);
+
+  CHECK(run_xent("bench --autocomplete -m " + clinical).exit_code != 0);  // no -f
+  CHECK(run_xent("bench --autocomplete -m " + clinical + " -f " + note_path + " --output csv").exit_code != 0);
+  fs::remove(note_path);
+}
