@@ -221,16 +221,60 @@ void vec_dot_half_avx2(int64_t n, float* s, const void* vw, const void* va) {
   *s = sum;
 }
 
-void axpy_f16_avx2(int64_t n, float* y, float a, const void* vx) {
-  const auto* x = static_cast<const uint16_t*>(vx);
-  const __m256 va = _mm256_set1_ps(a);
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, load_f16x8(x + i), _mm256_loadu_ps(y + i)));
-    _mm256_storeu_ps(y + i + 8, _mm256_fmadd_ps(va, load_f16x8(x + i + 8), _mm256_loadu_ps(y + i + 8)));
+// Four rows per pass: each 8 values of x are loaded once for all four.
+void dot_rows_f16_avx2(int64_t n, float* s, const float* x, const void* vrows, size_t stride, int64_t n_rows) {
+  const auto* rows = static_cast<const uint8_t*>(vrows);
+  auto row = [&](int64_t j) { return reinterpret_cast<const uint16_t*>(rows + j * stride); };
+  int64_t j = 0;
+  for (; j + 4 <= n_rows; j += 4) {
+    const uint16_t *r0 = row(j), *r1 = row(j + 1), *r2 = row(j + 2), *r3 = row(j + 3);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const __m256 xv = _mm256_loadu_ps(x + i);
+      a0 = _mm256_fmadd_ps(load_f16x8(r0 + i), xv, a0);
+      a1 = _mm256_fmadd_ps(load_f16x8(r1 + i), xv, a1);
+      a2 = _mm256_fmadd_ps(load_f16x8(r2 + i), xv, a2);
+      a3 = _mm256_fmadd_ps(load_f16x8(r3 + i), xv, a3);
+    }
+    float t0 = hsum(a0), t1 = hsum(a1), t2 = hsum(a2), t3 = hsum(a3);
+    for (; i < n; ++i) {
+      t0 += h2f(r0[i]) * x[i];
+      t1 += h2f(r1[i]) * x[i];
+      t2 += h2f(r2[i]) * x[i];
+      t3 += h2f(r3[i]) * x[i];
+    }
+    s[j] = t0, s[j + 1] = t1, s[j + 2] = t2, s[j + 3] = t3;
   }
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, load_f16x8(x + i), _mm256_loadu_ps(y + i)));
-  for (; i < n; ++i) y[i] += a * h2f(x[i]);
+  for (; j < n_rows; ++j) vec_dot_half_avx2<load_f16x8, h2f>(n, &s[j], row(j), x);
+}
+
+// K x 8 outputs stay in registers while every row passes by once.
+template <int K>
+void weighted_sum_cols_avx2(float* y, const float* p, const uint8_t* rows, size_t stride, int64_t n_rows) {
+  __m256 acc[K];
+  for (int k = 0; k < K; ++k) acc[k] = _mm256_setzero_ps();
+  for (int64_t j = 0; j < n_rows; ++j) {
+    if (p[j] == 0.0f) continue;
+    const __m256 pj = _mm256_set1_ps(p[j]);
+    const auto* r = reinterpret_cast<const uint16_t*>(rows + j * stride);
+#pragma GCC unroll 8
+    for (int k = 0; k < K; ++k) acc[k] = _mm256_fmadd_ps(pj, load_f16x8(r + 8 * k), acc[k]);
+  }
+  for (int k = 0; k < K; ++k) _mm256_storeu_ps(y + 8 * k, acc[k]);
+}
+
+void weighted_sum_f16_avx2(int64_t n, float* y, const float* p, const void* vrows, size_t stride, int64_t n_rows) {
+  const auto* rows = static_cast<const uint8_t*>(vrows);
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) weighted_sum_cols_avx2<8>(y + i, p, rows + i * 2, stride, n_rows);
+  for (; i + 8 <= n; i += 8) weighted_sum_cols_avx2<1>(y + i, p, rows + i * 2, stride, n_rows);
+  for (; i < n; ++i) {
+    float sum = 0;
+    for (int64_t j = 0; j < n_rows; ++j)
+      if (p[j] != 0.0f) sum += p[j] * h2f(reinterpret_cast<const uint16_t*>(rows + j * stride)[i]);
+    y[i] = sum;
+  }
 }
 
 // ---- 32-blocks ----
@@ -752,7 +796,8 @@ struct TileQ6_K {
 constexpr QuantKernels kAvx2[] = {
     {DType::F32, DType::F32, act_row_bytes_f32, quantize_act_f32, vec_dot_f32_avx2},
     {DType::F16, DType::F32, act_row_bytes_f32, quantize_act_f32,
-     vec_dot_half_avx2<load_f16x8, h2f>, nullptr, axpy_f16_avx2},
+     vec_dot_half_avx2<load_f16x8, h2f>, nullptr,
+     dot_rows_f16_avx2, weighted_sum_f16_avx2},
     {DType::BF16, DType::F32, act_row_bytes_f32, quantize_act_f32,
      vec_dot_half_avx2<load_bf16x8, bf16_bits_to_f32>},
     {DType::Q4_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_avx2, vec_dot_q4_0_avx2,

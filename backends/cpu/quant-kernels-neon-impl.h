@@ -146,15 +146,36 @@ void vec_dot_plain_neon(int64_t n, float* s, const void* vw, const void* va) {
   *s = sum;
 }
 
-inline void axpy_f16_neon(int64_t n, float* y, float a, const void* vx) {
-  const auto* x = static_cast<const uint16_t*>(vx);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), load_f16x4(x + i), a));
-    vst1q_f32(y + i + 4, vfmaq_n_f32(vld1q_f32(y + i + 4), load_f16x4(x + i + 4), a));
+void dot_rows_f16_neon(int64_t n, float* s, const float* x, const void* vrows, size_t stride, int64_t n_rows) {
+  const auto* rows = static_cast<const uint8_t*>(vrows);
+  for (int64_t j = 0; j < n_rows; ++j)
+    vec_dot_plain_neon<uint16_t, load_f16x4, one_f16>(n, &s[j], rows + j * stride, x);
+}
+
+// K x 4 outputs stay in registers while every row passes by once.
+template <int K>
+void weighted_sum_cols_neon(float* y, const float* p, const uint8_t* rows, size_t stride, int64_t n_rows) {
+  float32x4_t acc[K];
+  for (int k = 0; k < K; ++k) acc[k] = vdupq_n_f32(0.f);
+  for (int64_t j = 0; j < n_rows; ++j) {
+    if (p[j] == 0.0f) continue;
+    const auto* r = reinterpret_cast<const uint16_t*>(rows + j * stride);
+    for (int k = 0; k < K; ++k) acc[k] = vfmaq_n_f32(acc[k], load_f16x4(r + 4 * k), p[j]);
   }
-  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), load_f16x4(x + i), a));
-  for (; i < n; ++i) y[i] += a * one_f16(x[i]);
+  for (int k = 0; k < K; ++k) vst1q_f32(y + 4 * k, acc[k]);
+}
+
+void weighted_sum_f16_neon(int64_t n, float* y, const float* p, const void* vrows, size_t stride, int64_t n_rows) {
+  const auto* rows = static_cast<const uint8_t*>(vrows);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) weighted_sum_cols_neon<8>(y + i, p, rows + i * 2, stride, n_rows);
+  for (; i + 4 <= n; i += 4) weighted_sum_cols_neon<1>(y + i, p, rows + i * 2, stride, n_rows);
+  for (; i < n; ++i) {
+    float sum = 0;
+    for (int64_t j = 0; j < n_rows; ++j)
+      if (p[j] != 0.0f) sum += p[j] * one_f16(reinterpret_cast<const uint16_t*>(rows + j * stride)[i]);
+    y[i] = sum;
+  }
 }
 
 // ---- 32-blocks ----
@@ -406,7 +427,8 @@ void vec_dot_q6_k_neon(int64_t n, float* s, const void* vw, const void* va) {
 constexpr QuantKernels kNeonTable[] = {
     {DType::F32, DType::F32, act_row_bytes_f32, quantize_act_f32, vec_dot_plain_neon<float, load_f32x4, one_f32>},
     {DType::F16, DType::F32, act_row_bytes_f32, quantize_act_f32,
-     vec_dot_plain_neon<uint16_t, load_f16x4, one_f16>, nullptr, axpy_f16_neon},
+     vec_dot_plain_neon<uint16_t, load_f16x4, one_f16>, nullptr,
+     dot_rows_f16_neon, weighted_sum_f16_neon},
     {DType::BF16, DType::F32, act_row_bytes_f32, quantize_act_f32,
      vec_dot_plain_neon<uint16_t, load_bf16x4, one_bf16>},
     {DType::Q4_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_neon, vec_dot_q4_0_neon},

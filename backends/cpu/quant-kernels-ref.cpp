@@ -105,9 +105,20 @@ void vec_dot_f16_ref(int64_t n, float* s, const void* vw, const void* va) {
   *s = static_cast<float>(sum);
 }
 
-void axpy_f16_ref(int64_t n, float* y, float a, const void* vx) {
-  const auto* x = static_cast<const uint16_t*>(vx);
-  for (int64_t i = 0; i < n; ++i) y[i] += a * fp16_to_f32(x[i]);
+void dot_rows_f16_ref(int64_t n, float* s, const float* x, const void* rows, size_t stride, int64_t n_rows) {
+  for (int64_t j = 0; j < n_rows; ++j) vec_dot_f16_ref(n, &s[j], static_cast<const uint8_t*>(rows) + j * stride, x);
+}
+
+void weighted_sum_f16_ref(int64_t n, float* y, const float* p, const void* rows, size_t stride, int64_t n_rows) {
+  for (int64_t i = 0; i < n; ++i) {
+    double sum = 0;
+    for (int64_t j = 0; j < n_rows; ++j) {
+      if (p[j] == 0.0f) continue;
+      const auto* row = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(rows) + j * stride);
+      sum += static_cast<double>(p[j]) * fp16_to_f32(row[i]);
+    }
+    y[i] = static_cast<float>(sum);
+  }
 }
 
 void vec_dot_bf16_ref(int64_t n, float* s, const void* vw, const void* va) {

@@ -16,7 +16,8 @@ namespace {
 
 constexpr QuantKernels kRef[] = {
     {DType::F32, DType::F32, act_row_bytes_f32, quantize_act_f32, vec_dot_f32_ref},
-    {DType::F16, DType::F32, act_row_bytes_f32, quantize_act_f32, vec_dot_f16_ref, nullptr, axpy_f16_ref},
+    {DType::F16, DType::F32, act_row_bytes_f32, quantize_act_f32, vec_dot_f16_ref, nullptr,
+     dot_rows_f16_ref, weighted_sum_f16_ref},
     {DType::BF16, DType::F32, act_row_bytes_f32, quantize_act_f32, vec_dot_bf16_ref},
     {DType::Q4_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_ref, vec_dot_q4_0_ref},
     {DType::Q4_1, DType::Q8_1, act_row_bytes_q8_1, quantize_act_q8_1_ref, vec_dot_q4_1_ref},

@@ -24,8 +24,12 @@ struct QuantKernels {
   // vec_dot's, only the float accumulation may be ordered differently.
   void (*vec_dot_tile)(int64_t n, float* s, size_t s_stride, const void* w_rows, size_t w_stride,
                        const void* act_rows, size_t act_stride, int n_rows, int n_cols) = nullptr;
-  // Optional, plain types only (F16 for attention's value rows): y[i] += a * x[i].
-  void (*axpy)(int64_t n, float* y, float a, const void* x_row) = nullptr;
+  // F16 only (attention over the f16 KV cache), rows of n elements `stride` bytes apart:
+  // dot_rows: s[j] = dot(x, row j) for j < n_rows;
+  // weighted_sum: y[i] = sum over j < n_rows of p[j] * row j[i] (rows with p[j] == 0 skipped).
+  void (*dot_rows)(int64_t n, float* s, const float* x, const void* rows, size_t stride, int64_t n_rows) = nullptr;
+  void (*weighted_sum)(int64_t n, float* y, const float* p, const void* rows, size_t stride,
+                       int64_t n_rows) = nullptr;
 };
 constexpr int kTileRows = 4;
 constexpr int kTileCols = 4;

@@ -208,30 +208,27 @@ void attention(const Tensor& dst, OpContext& ctx) {
   ctx.barrier();
 
   // Phase 2: one (token, head) pair at a time; scores live in this thread's scratch. The
-  // f16 row dot products and accumulations are the F16 weight type's kernels (SIMD ones
-  // unless the reference kernels were asked for).
+  // f16 row kernels are the F16 weight type's (SIMD ones unless the reference kernels were
+  // asked for). Pairs are dealt round-robin: with a causal mask a token's work grows with
+  // its position, so contiguous ranges would leave the first thread idle half the time.
   const QuantKernels* kf = ctx.kernels(DType::F16);
+  if (!kf || !kf->dot_rows || !kf->weighted_sum) throw Error("cpu attention: no f16 row kernels");
   const int64_t n_ctx = kc.ne[2];
   float* scores = reinterpret_cast<float*>(ctx.work) + ctx.ith * (n_ctx + hd);
-  float* acc = scores + n_ctx;
   const int64_t group = n_head / n_kv_head;
-  const Range r = split(n_tok * n_head, ctx.ith, ctx.nth);
-  for (int64_t ir = r.first; ir < r.last; ++ir) {
+  for (int64_t ir = ctx.ith; ir < n_tok * n_head; ir += ctx.nth) {
     const int64_t t = ir / n_head, h = ir % n_head, kvh = h / group;
     const float* pq = row_f32(q, h, t);
     const float* mrow = mask ? row_f32(*mask, t) : nullptr;
     const int64_t n_keys = mask ? n_past + n_tok : n_past + t + 1;
-    const uint8_t* k_base = static_cast<const uint8_t*>(kc.data) + kvh * kc.nb[1];
-    const uint8_t* v_base = static_cast<const uint8_t*>(vc.data) + kvh * vc.nb[1];
+    kf->dot_rows(hd, scores, pq, static_cast<const uint8_t*>(kc.data) + kvh * kc.nb[1], kc.nb[2], n_keys);
     float max_score = -INFINITY;
     for (int64_t j = 0; j < n_keys; ++j) {
       if (mrow && j >= n_past && mrow[j - n_past] != 0.0f) {
         scores[j] = -INFINITY;
         continue;
       }
-      float s = 0;
-      kf->vec_dot(hd, &s, k_base + j * kc.nb[2], pq);
-      scores[j] = s * scale;
+      scores[j] *= scale;
       max_score = std::max(max_score, scores[j]);
     }
     double sum = 0;
@@ -240,19 +237,9 @@ void attention(const Tensor& dst, OpContext& ctx) {
       sum += scores[j];
     }
     const float inv = static_cast<float>(1.0 / sum);
-    std::fill(acc, acc + hd, 0.0f);
-    for (int64_t j = 0; j < n_keys; ++j) {
-      if (scores[j] == 0.0f) continue;
-      const float p = scores[j] * inv;
-      if (kf->axpy) {
-        kf->axpy(hd, acc, p, v_base + j * vc.nb[2]);
-      } else {
-        const auto* cv = reinterpret_cast<const uint16_t*>(v_base + j * vc.nb[2]);
-        for (int64_t i = 0; i < hd; ++i) acc[i] += p * fp16_to_f32(cv[i]);
-      }
-    }
-    float* out = row_f32(dst, t) + h * hd;
-    std::copy(acc, acc + hd, out);
+    for (int64_t j = 0; j < n_keys; ++j) scores[j] *= inv;
+    kf->weighted_sum(hd, row_f32(dst, t) + h * hd, scores, static_cast<const uint8_t*>(vc.data) + kvh * vc.nb[1],
+                     vc.nb[2], n_keys);
   }
 }
 

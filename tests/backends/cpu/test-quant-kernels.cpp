@@ -441,28 +441,47 @@ TEST_CASE("vec_dot_tile: the SIMD tables have tiles for the common weight types"
 #endif
 }
 
-TEST_CASE("axpy of f16 rows: SIMD vs reference, reference vs its definition", "[cpu][kernels]") {
-  // Attention accumulates value rows with it; every table that has F16 must have it.
+TEST_CASE("f16 row kernels of attention: SIMD vs reference, reference vs its definition", "[cpu][kernels]") {
+  // Attention scores keys with dot_rows and sums values with weighted_sum; every table
+  // that has F16 must have both.
   std::mt19937 rng(11);
   std::normal_distribution<float> normal(0.f, 1.f);
+  std::uniform_real_distribution<float> unit(0.f, 1.f);
   for (const QuantKernels* k : {kernels_ref(DType::F16), kernels_best(DType::F16)}) {
-    REQUIRE(k->axpy != nullptr);
-    for (int64_t n : {1, 7, 8, 15, 16, 17, 64, 100, 128}) {
-      INFO("n " << n << (k == kernels_ref(DType::F16) ? " (reference)" : " (best)"));
-      std::vector<uint16_t> x(static_cast<size_t>(n));
-      std::vector<float> y(static_cast<size_t>(n)), want(static_cast<size_t>(n));
-      for (int64_t i = 0; i < n; ++i) {
-        x[i] = f32_to_fp16(normal(rng));
-        y[i] = normal(rng);
-      }
-      const float a = 0.37f * normal(rng);
-      for (int64_t i = 0; i < n; ++i)
-        want[i] = static_cast<float>(static_cast<double>(y[i]) + static_cast<double>(a) * fp16_to_f32(x[i]));
-      k->axpy(n, y.data(), a, x.data());
-      for (int64_t i = 0; i < n; ++i) {
-        // One rounding of the product (unfused) and one of the sum: |err| <= 2 ulp of the terms.
-        const float bound = 2.5e-7f * (std::abs(want[i]) + std::abs(a * fp16_to_f32(x[i]))) + 1e-30f;
-        CHECK(std::abs(y[i] - want[i]) <= bound);
+    REQUIRE(k->dot_rows != nullptr);
+    REQUIRE(k->weighted_sum != nullptr);
+    for (int64_t n : {1, 7, 8, 17, 64, 72, 100, 128}) {
+      for (int64_t n_rows : {1, 3, 4, 9, 33}) {
+        INFO("n " << n << ", rows " << n_rows << (k == kernels_ref(DType::F16) ? " (reference)" : " (best)"));
+        const size_t stride = static_cast<size_t>(n + 5) * 2;  // rows farther apart than n, as in the cache
+        std::vector<uint16_t> rows(static_cast<size_t>(n_rows) * (stride / 2));
+        for (uint16_t& v : rows) v = f32_to_fp16(normal(rng));
+        std::vector<float> x(static_cast<size_t>(n)), p(static_cast<size_t>(n_rows));
+        for (float& v : x) v = normal(rng);
+        for (float& v : p) v = unit(rng) < 0.2f ? 0.0f : unit(rng);  // some weights exactly 0
+        auto at = [&](int64_t j, int64_t i) { return fp16_to_f32(rows[static_cast<size_t>(j) * (stride / 2) + i]); };
+
+        std::vector<float> s(static_cast<size_t>(n_rows), -1.f);
+        k->dot_rows(n, s.data(), x.data(), rows.data(), stride, n_rows);
+        for (int64_t j = 0; j < n_rows; ++j) {
+          double want = 0, mag = 0;
+          for (int64_t i = 0; i < n; ++i) {
+            want += static_cast<double>(x[i]) * at(j, i);
+            mag += std::abs(static_cast<double>(x[i]) * at(j, i));
+          }
+          CHECK(std::abs(s[j] - want) <= 1e-6 * mag + 1e-30);
+        }
+
+        std::vector<float> y(static_cast<size_t>(n), 123.f);
+        k->weighted_sum(n, y.data(), p.data(), rows.data(), stride, n_rows);
+        for (int64_t i = 0; i < n; ++i) {
+          double want = 0, mag = 0;
+          for (int64_t j = 0; j < n_rows; ++j) {
+            want += static_cast<double>(p[j]) * at(j, i);
+            mag += std::abs(static_cast<double>(p[j]) * at(j, i));
+          }
+          CHECK(std::abs(y[i] - want) <= 1e-6 * mag + 1e-30);
+        }
       }
     }
   }
