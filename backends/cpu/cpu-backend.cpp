@@ -71,6 +71,7 @@ void CpuBackend::compute(const std::vector<Tensor*>& nodes) {
     ctx.work = work_.data();
     ctx.barrier = barrier;
     ctx.kernels = use_reference_ ? kernels_ref : kernels_best;
+    ctx.vec = use_reference_ ? vec_kernels_ref() : vec_kernels_best();
     for (const Tensor* t : nodes) {
       if (t->op == Op::View) continue;
       compute_node(*t, ctx);

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "backends/cpu/quant-kernels.h"
+#include "backends/cpu/vec-kernels.h"
 #include "runtime/tensor.h"
 
 namespace xent::cpu {
@@ -17,6 +18,7 @@ struct OpContext {
   // kernels_ref or kernels_best: the reference path is kept selectable so tests can
   // compare the two on whole graphs.
   const QuantKernels* (*kernels)(DType weight_type) = nullptr;
+  const VecKernels* vec = nullptr;  // vec_kernels_ref() or vec_kernels_best(), likewise
 };
 
 bool cpu_supports(const Tensor& node);

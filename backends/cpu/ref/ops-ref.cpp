@@ -231,11 +231,7 @@ void attention(const Tensor& dst, OpContext& ctx) {
       scores[j] *= scale;
       max_score = std::max(max_score, scores[j]);
     }
-    double sum = 0;
-    for (int64_t j = 0; j < n_keys; ++j) {
-      scores[j] = std::exp(scores[j] - max_score);
-      sum += scores[j];
-    }
+    const double sum = ctx.vec->exp_sum(scores, n_keys, max_score);
     const float inv = static_cast<float>(1.0 / sum);
     for (int64_t j = 0; j < n_keys; ++j) scores[j] *= inv;
     kf->weighted_sum(hd, row_f32(dst, t) + h * hd, scores, static_cast<const uint8_t*>(vc.data) + kvh * vc.nb[1],
@@ -243,11 +239,18 @@ void attention(const Tensor& dst, OpContext& ctx) {
   }
 }
 
-float gelu_tanh(float x) {
-  constexpr float kSqrt2OverPi = 0.79788456080286535588f;
-  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + 0.044715f * x * x)));
+// Silu, Gelu (one source) and SwiGlu (gate, up) over this thread's rows.
+void activation(const Tensor& dst, const OpContext& ctx) {
+  const Tensor& a = *dst.src[0];
+  const Tensor* b = dst.op == Op::SwiGlu ? dst.src[1] : nullptr;
+  for_rows(dst, ctx, [&](int64_t i1, int64_t i2, int64_t i3) {
+    const float* pa = row_f32(a, i1, i2, i3);
+    float* pd = row_f32(dst, i1, i2, i3);
+    if (dst.op == Op::Gelu) return ctx.vec->gelu(dst.ne[0], pd, pa);
+    const float* pb = b ? row_f32(*b, i1 % b->ne[1], i2 % b->ne[2], i3 % b->ne[3]) : nullptr;
+    ctx.vec->swiglu(dst.ne[0], pd, pa, pb);
+  });
 }
-float silu_f(float x) { return x / (1.0f + std::exp(-x)); }
 
 bool is_f32(const Tensor* t) { return t == nullptr || t->type == DType::F32; }
 bool rows_contiguous(const Tensor* t) {
@@ -326,9 +329,9 @@ void compute_node(const Tensor& node, OpContext& ctx) {
     case Op::LayerNorm: return layer_norm(node, ctx);
     case Op::Rope: return rope(node, ctx);
     case Op::Attention: return attention(node, ctx);
-    case Op::Silu: return unary(node, ctx, silu_f);
-    case Op::Gelu: return unary(node, ctx, gelu_tanh);
-    case Op::SwiGlu: return binary(node, ctx, [](float g, float u) { return silu_f(g) * u; });
+    case Op::Silu:
+    case Op::Gelu:
+    case Op::SwiGlu: return activation(node, ctx);
   }
   throw Error(std::string("cpu: op ") + op_name(node.op) + " has no kernel");
 }
