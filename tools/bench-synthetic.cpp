@@ -27,17 +27,20 @@ struct SyntheticShape {
   const char* arch;  // "llama" or "gpt2"
   int64_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, n_vocab;
   float rope_base;
-  bool tied;  // no output.weight: the token embedding is the output matrix
+  // No output.weight: the token embedding is the output matrix. GPT-2 is tied too, but its
+  // GGUF files carry output.weight as a separate tensor (the peer's converter writes a copy
+  // and its loader requires it), so the gpt2 shapes are written that way.
+  bool tied;
 };
 constexpr SyntheticShape kShapes[] = {
-    {"gpt2-124m", "gpt2", 768, 12, 12, 12, 3072, 1024, 50257, 0, true},                 // GPT-2 small
+    {"gpt2-124m", "gpt2", 768, 12, 12, 12, 3072, 1024, 50257, 0, false},                // GPT-2 small
     {"smollm2-135m", "llama", 576, 30, 9, 3, 1536, 8192, 49152, 100000, true},          // SmolLM2 135M
     {"llama-1b", "llama", 2048, 16, 32, 8, 8192, 131072, 128256, 500000, true},         // Llama 3.2 1B
     {"tinyllama-1.1b", "llama", 2048, 22, 32, 4, 5632, 2048, 32000, 10000, false},      // TinyLlama 1.1B
     {"llama-7b", "llama", 4096, 32, 32, 32, 11008, 4096, 32000, 10000, false},          // Llama 2 7B
     {"llama-160m", "llama", 768, 12, 12, 12, 3072, 2048, 32000, 10000, false},          // GPT-2-small-sized llama
     {"tiny-test", "llama", 64, 2, 4, 2, 128, 256, 512, 10000, false},                   // tests only
-    {"tiny-test-gpt2", "gpt2", 64, 2, 4, 4, 256, 128, 512, 0, true},                    // tests only
+    {"tiny-test-gpt2", "gpt2", 64, 2, 4, 4, 256, 128, 512, 0, false},                   // tests only
 };
 
 // One tensor to draw: N(mean, stddev) in F32, converted to `type`.
