@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "backends/cpu/cpu-backend.h"
+#include "backends/cpu/packed-weights.h"
 #include "formats/error.h"
 
 namespace xent {
@@ -39,6 +40,17 @@ Context::Context(const Model& model, const ContextParams& params, std::vector<st
   if (params.cpu_reference_kernels) {
     for (auto& b : backends_)
       if (b->is_host()) b = std::make_unique<cpu::CpuBackend>(n_threads, true);
+  }
+
+  // Everything on the CPU: its matmuls read the weights repacked (made once per model).
+  // With a GPU backend the CPU is only the fallback, and the originals stay as they are.
+  bool cpu_only = true;
+  for (auto& b : backends_) cpu_only = cpu_only && b->is_host();
+  if (cpu_only && !params.cpu_reference_kernels) {
+    packed_ = std::static_pointer_cast<const cpu::PackedWeights>(model.shared_state(
+        "cpu-packed-weights", [&] { return cpu::pack_weights(model.weights(), model.mmapped()); }));
+    for (auto& b : backends_)
+      if (auto* cpu = dynamic_cast<cpu::CpuBackend*>(b.get())) cpu->set_packed_weights(packed_);
   }
 
   // -ngl: layers [0, n_gpu_layers) on the first non-host backend; the output layer (-1)
@@ -97,6 +109,8 @@ Context::Context(const Model& model, const ContextParams& params, std::vector<st
 }
 
 Context::~Context() = default;
+
+size_t Context::repacked_bytes() const { return packed_ ? packed_->bytes : 0; }
 
 void Context::set_n_threads(int n) {
   for (auto& b : backends_) b->set_n_threads(n);

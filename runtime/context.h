@@ -14,6 +14,9 @@
 #include "runtime/scheduler.h"
 
 namespace xent {
+namespace cpu {
+struct PackedWeights;
+}
 
 struct ContextParams {
   int64_t n_ctx = 0;       // 0: the model's training context, at most 4096
@@ -60,6 +63,8 @@ class Context {
   const std::vector<std::unique_ptr<Backend>>& backends() const { return backends_; }
   const Scheduler& scheduler() const { return *sched_; }
   void set_n_threads(int n);
+  // Bytes of weights the CPU backend reads from its repacked copy instead of the file.
+  size_t repacked_bytes() const;
 
  private:
   const Model& model_;
@@ -71,6 +76,7 @@ class Context {
   // Weights uploaded once to a GPU backend: device copies and their buffers.
   std::deque<Tensor> resident_weights_;
   std::vector<std::unique_ptr<Buffer>> weight_buffers_;
+  std::shared_ptr<const cpu::PackedWeights> packed_;  // the model's, shared
   Graph graph_;
   // One graph evaluation of n tokens at cache rows [n_past_, n_past_ + n).
   void evaluate(const int32_t* tokens, const int32_t* positions, const float* mask, size_t n,

@@ -117,3 +117,15 @@ std::string Model::description() const {
 }
 
 }  // namespace xent
+
+namespace xent {
+
+std::shared_ptr<const void> Model::shared_state(const std::string& key,
+                                                const std::function<std::shared_ptr<const void>()>& make) const {
+  std::lock_guard<std::mutex> lock(shared_mutex_);
+  auto it = shared_.find(key);
+  if (it == shared_.end()) it = shared_.emplace(key, make()).first;
+  return it->second;
+}
+
+}  // namespace xent

@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -104,6 +106,11 @@ class Model {
   uint64_t n_params() const;
   uint64_t weight_bytes() const;
   std::string chat_template() const;  // "" when the file has none
+  bool mmapped() const { return owned_bytes_.empty(); }
+  // Data derived from the weights that this model's contexts share (the CPU's repacked
+  // weights), made by make() the first time `key` is asked for. Thread-safe.
+  std::shared_ptr<const void> shared_state(const std::string& key,
+                                           const std::function<std::shared_ptr<const void>()>& make) const;
   std::string description() const;    // "llama 26M Q4_K_M"
 
  private:
@@ -114,6 +121,8 @@ class Model {
   std::deque<Tensor> weights_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Architecture> arch_;
+  mutable std::mutex shared_mutex_;
+  mutable std::map<std::string, std::shared_ptr<const void>> shared_;
 };
 
 }  // namespace xent

@@ -41,6 +41,7 @@ struct BenchResult {
   double load_ms = 0;
   uint64_t peak_rss_bytes = 0;
   uint64_t weight_bytes_per_token = 0;  // weights one generated token reads
+  uint64_t repacked_bytes = 0;          // of the weights, read from the CPU's repacked copy
   double mem_bw_gbs = 0;                // triad bandwidth at n_threads (0: not measured)
 
   int n_tokens() const { return n_prompt + n_gen; }

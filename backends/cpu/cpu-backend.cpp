@@ -6,6 +6,7 @@
 #include <string>
 
 #include "backends/cpu/ops.h"
+#include "backends/cpu/packed-weights.h"
 #include "backends/cpu/thread-pool.h"
 #include "formats/error.h"
 
@@ -72,6 +73,7 @@ void CpuBackend::compute(const std::vector<Tensor*>& nodes) {
     ctx.barrier = barrier;
     ctx.kernels = use_reference_ ? kernels_ref : kernels_best;
     ctx.vec = use_reference_ ? vec_kernels_ref() : vec_kernels_best();
+    ctx.packed = use_reference_ ? nullptr : packed_.get();
     for (const Tensor* t : nodes) {
       if (t->op == Op::View) continue;
       compute_node(*t, ctx);

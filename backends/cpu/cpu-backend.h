@@ -9,6 +9,7 @@
 namespace xent::cpu {
 
 class ThreadPool;
+struct PackedWeights;
 
 class CpuBackend final : public Backend {
  public:
@@ -26,11 +27,16 @@ class CpuBackend final : public Backend {
   void compute(const std::vector<Tensor*>& nodes) override;
   void set_n_threads(int n) override;
   int n_threads() const { return n_threads_; }
+  // Repacked copies of the model's weights (see packed-weights.h) that matmuls use in
+  // place of the originals; ignored by the reference kernels.
+  void set_packed_weights(std::shared_ptr<const PackedWeights> p) { packed_ = std::move(p); }
+  bool uses_reference_kernels() const { return use_reference_; }
 
  private:
   int n_threads_;
   bool use_reference_;
   std::vector<uint8_t> work_;
+  std::shared_ptr<const PackedWeights> packed_;
   // Without OpenMP: started on the first multi-threaded compute(), grown when
   // set_n_threads asks for more threads than it has.
   std::unique_ptr<ThreadPool> pool_;

@@ -3,6 +3,8 @@
 // rows x kTileCols tokens, so a decoded weight block serves several tokens.
 #include "backends/cpu/mul-mat.h"
 
+#include "backends/cpu/packed-weights.h"
+
 #include <algorithm>
 #include <atomic>
 
@@ -59,8 +61,21 @@ void mul_mat_tiled(const Tensor& dst, OpContext& ctx) {
   const size_t s_stride = dst.nb[1] / sizeof(float);
   const int64_t rows = chunk_rows(n_out, n_tok, ctx.nth);
   const int64_t n_chunks = (n_out + rows - 1) / rows;
+  // Repacked weights: groups of four rows (chunks are multiples of four rows, and only
+  // weights with a multiple of four rows are packed).
+  const uint8_t* packed = ctx.packed && k->vec_dot_packed4 ? ctx.packed->find(w.data) : nullptr;
   for (int64_t c = ctx.ith; c < n_chunks;) {
     const int64_t i0 = c * rows, i1 = std::min(n_out, i0 + rows);
+    if (packed) {
+      for (int64_t j = 0; j < n_tok; j += kTileCols) {
+        const int nc = static_cast<int>(std::min<int64_t>(kTileCols, n_tok - j));
+        for (int64_t i = i0; i < i1; i += 4)
+          k->vec_dot_packed4(n_in, out + j * s_stride + i, s_stride, packed + i * w_stride, act + j * act_stride,
+                             act_stride, nc);
+      }
+      c = ctx.nth > 1 ? next.fetch_add(1, std::memory_order_relaxed) : c + 1;
+      continue;
+    }
     for (int64_t j = 0; j < n_tok; j += kTileCols) {
       const int nc = static_cast<int>(std::min<int64_t>(kTileCols, n_tok - j));
       const uint8_t* a = act + j * act_stride;

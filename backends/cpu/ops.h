@@ -10,6 +10,8 @@
 
 namespace xent::cpu {
 
+struct PackedWeights;
+
 struct OpContext {
   int ith = 0;
   int nth = 1;
@@ -19,6 +21,7 @@ struct OpContext {
   // compare the two on whole graphs.
   const QuantKernels* (*kernels)(DType weight_type) = nullptr;
   const VecKernels* vec = nullptr;  // vec_kernels_ref() or vec_kernels_best(), likewise
+  const PackedWeights* packed = nullptr;  // repacked weights (null with the reference kernels)
 };
 
 bool cpu_supports(const Tensor& node);

@@ -23,6 +23,19 @@ struct ActQ8_1 { uint16_t d; int16_t sum; int8_t qs[32]; };
 using ActQ8_K = BlockQ8_K;
 static_assert(sizeof(ActQ8_0) == 34 && sizeof(ActQ8_1) == 36 && sizeof(ActQ8_K) == 292);
 
+// ---- repacked weights (QuantKernels::pack4) ----
+// Block b of four Q4_0 rows: their scales, then their quants; the same 72 bytes as the
+// four original blocks, so a packed group is as large as its rows.
+struct BlockQ4_0x4 {
+  uint16_t d[4];
+  uint8_t qs[4][16];
+};
+static_assert(sizeof(BlockQ4_0x4) == 4 * sizeof(BlockQ4_0));
+void pack4_q4_0(int64_t n, const void* w_rows, size_t w_stride, void* dst);
+// The reference dot of a packed group, from the definition (for tests).
+void vec_dot_packed4_q4_0_ref(int64_t n, float* s, size_t s_stride, const void* group, const void* act_rows,
+                              size_t act_stride, int n_cols);
+
 // (static: each TU, the -mavx2 one included, gets its own copy, so no AVX2 code can be
 // picked by the linker for a portable caller.)
 // 6-bit scale and min j (0..7) of a Q4_K/Q5_K block's 12 packed scale bytes.

@@ -30,6 +30,14 @@ struct QuantKernels {
   void (*dot_rows)(int64_t n, float* s, const float* x, const void* rows, size_t stride, int64_t n_rows) = nullptr;
   void (*weighted_sum)(int64_t n, float* y, const float* p, const void* rows, size_t stride,
                        int64_t n_rows) = nullptr;
+  // Optional: weights repacked at load, four rows interleaved block by block (for Q4_0:
+  // the four rows' scales, then their four 16-byte quant arrays), so one wide load covers a
+  // block of four rows and the activation work is shared by them. pack4 writes the group of
+  // rows [0, 4) (rows w_stride bytes apart) to dst, which has their total size.
+  void (*pack4)(int64_t n, const void* w_rows, size_t w_stride, void* dst) = nullptr;
+  // s[c * s_stride + r] = dot(row r of the packed group, act row c), r < 4, c < n_cols <= kTileCols.
+  void (*vec_dot_packed4)(int64_t n, float* s, size_t s_stride, const void* group, const void* act_rows,
+                          size_t act_stride, int n_cols) = nullptr;
 };
 constexpr int kTileRows = 4;
 constexpr int kTileCols = 4;
