@@ -259,22 +259,38 @@ struct TileQ6_K {
   }
 };
 
-// Packed Q4_0 (BlockQ4_0x4): one 64-byte load is a block of four rows, 128-bit lane group r
-// holding row r. The activation block's two 16-byte halves are broadcast to every group, so
-// dpbusd leaves row r's partial sums in lanes 4r..4r+3; the -8 offset is folded in as
-// -8 * sum(a), computed once per block for all four rows.
-template <int C>
-void packed4_q4_0_run(int64_t n, float* s, size_t ss, const BlockQ4_0x4* g, const uint8_t* a, size_t as) {
+// Packed Q4_0 / Q5_0 (BlockQ4_0x4 / BlockQ5_0x4): one 64-byte load is a block of four
+// rows, 128-bit lane group r holding row r. The activation block's two 16-byte halves are
+// broadcast to every group, so dpbusd leaves row r's partial sums in lanes 4r..4r+3; the
+// offset (8 or 16) is folded in as -offset * sum(a), computed once per block for the four rows.
+struct PackedQ4_0 {
+  using Block = BlockQ4_0x4;
+  static constexpr int kOffset = 8;
+  static void fifth_bits(const Block&, __m512i&, __m512i&) {}
+};
+struct PackedQ5_0 {
+  using Block = BlockQ5_0x4;
+  static constexpr int kOffset = 16;
+  static void fifth_bits(const Block& b, __m512i& lo, __m512i& hi) {
+    const __m512i sixteen = _mm512_set1_epi8(16);
+    lo = _mm512_mask_add_epi8(lo, _cvtu64_mask64(b.hbits[0]), lo, sixteen);
+    hi = _mm512_mask_add_epi8(hi, _cvtu64_mask64(b.hbits[1]), hi, sixteen);
+  }
+};
+
+template <class P, int C>
+void packed4_run(int64_t n, float* s, size_t ss, const typename P::Block* g, const uint8_t* a, size_t as) {
   __m512 acc[C];
 #pragma GCC unroll 4
   for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
   const __m512i m4 = _mm512_set1_epi8(0x0F);
-  const __m512i eight = _mm512_set1_epi8(8);
+  const __m512i off = _mm512_set1_epi8(P::kOffset);
   const __m512i expand = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
   for (int64_t b = 0; b < n / kQK; ++b) {
     const __m512i raw = _mm512_loadu_si512(g[b].qs);
-    const __m512i lo = _mm512_and_si512(raw, m4);
-    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+    __m512i lo = _mm512_and_si512(raw, m4);
+    __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+    P::fifth_bits(g[b], lo, hi);
     const __m128 d4 = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(g[b].d)));
     const __m512 dw = _mm512_permutexvar_ps(expand, _mm512_castps128_ps512(d4));
 #pragma GCC unroll 4
@@ -282,7 +298,7 @@ void packed4_q4_0_run(int64_t n, float* s, size_t ss, const BlockQ4_0x4* g, cons
       const ActQ8_0* y = reinterpret_cast<const ActQ8_0*>(a + c * as) + b;
       const __m512i alo = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y->qs)));
       const __m512i ahi = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y->qs + 16)));
-      const __m512i offset = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, alo), eight, ahi);
+      const __m512i offset = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), off, alo), off, ahi);
       __m512i dot = _mm512_sub_epi32(_mm512_setzero_si512(), offset);
       dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(dot, lo, alo), hi, ahi);
       acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(h2f(y->d))), _mm512_cvtepi32_ps(dot), acc[c]);
@@ -296,14 +312,15 @@ void packed4_q4_0_run(int64_t n, float* s, size_t ss, const BlockQ4_0x4* g, cons
   }
 }
 
-void vec_dot_packed4_q4_0(int64_t n, float* s, size_t ss, const void* group, const void* act, size_t as, int nc) {
-  const auto* g = static_cast<const BlockQ4_0x4*>(group);
+template <class P>
+void vec_dot_packed4(int64_t n, float* s, size_t ss, const void* group, const void* act, size_t as, int nc) {
+  const auto* g = static_cast<const typename P::Block*>(group);
   const auto* a = static_cast<const uint8_t*>(act);
   switch (nc) {
-    case 1: return packed4_q4_0_run<1>(n, s, ss, g, a, as);
-    case 2: return packed4_q4_0_run<2>(n, s, ss, g, a, as);
-    case 3: return packed4_q4_0_run<3>(n, s, ss, g, a, as);
-    case 4: return packed4_q4_0_run<4>(n, s, ss, g, a, as);
+    case 1: return packed4_run<P, 1>(n, s, ss, g, a, as);
+    case 2: return packed4_run<P, 2>(n, s, ss, g, a, as);
+    case 3: return packed4_run<P, 3>(n, s, ss, g, a, as);
+    case 4: return packed4_run<P, 4>(n, s, ss, g, a, as);
     default: break;
   }
 }
@@ -333,7 +350,7 @@ void vec_dot(int64_t n, float* s, const void* w, const void* a) {
 }
 
 struct Table {
-  QuantKernels q8_0, q4_0, q4_k, q6_k;
+  QuantKernels q8_0, q4_0, q5_0, q4_k, q6_k;
 };
 
 template <class Tile>
@@ -347,9 +364,12 @@ QuantKernels with_vnni(DType t) {
 // The AVX2 entries (activation quantizers included) with the VNNI dots put in.
 Table make_table() {
   Table t = {with_vnni<Tile32<DecQ8_0>>(DType::Q8_0), with_vnni<Tile32<DecQ4_0>>(DType::Q4_0),
-             with_vnni<TileQ4_K>(DType::Q4_K), with_vnni<TileQ6_K>(DType::Q6_K)};
+             *kernels_avx2(DType::Q5_0), with_vnni<TileQ4_K>(DType::Q4_K), with_vnni<TileQ6_K>(DType::Q6_K)};
   t.q4_0.pack4 = pack4_q4_0;
-  t.q4_0.vec_dot_packed4 = vec_dot_packed4_q4_0;
+  t.q4_0.vec_dot_packed4 = vec_dot_packed4<PackedQ4_0>;
+  // Q5_0 keeps AVX2's row kernels (used where weights are not packed) and adds packed ones.
+  t.q5_0.pack4 = pack4_q5_0;
+  t.q5_0.vec_dot_packed4 = vec_dot_packed4<PackedQ5_0>;
   return t;
 }
 
@@ -360,6 +380,7 @@ const QuantKernels* kernels_avx512(DType weight_type) {
   switch (weight_type) {
     case DType::Q8_0: return &t.q8_0;
     case DType::Q4_0: return &t.q4_0;
+    case DType::Q5_0: return &t.q5_0;
     case DType::Q4_K: return &t.q4_k;
     case DType::Q6_K: return &t.q6_k;
     default: return nullptr;

@@ -31,7 +31,19 @@ struct BlockQ4_0x4 {
   uint8_t qs[4][16];
 };
 static_assert(sizeof(BlockQ4_0x4) == 4 * sizeof(BlockQ4_0));
+// Four Q5_0 rows: scales, the fifth bits arranged as the byte masks of the two nibble
+// halves (bit 16r + k of hbits[0] is row r's element k, of hbits[1] its element 16 + k),
+// then the quants as in BlockQ4_0x4.
+struct BlockQ5_0x4 {
+  uint16_t d[4];
+  uint64_t hbits[2];
+  uint8_t qs[4][16];
+};
+static_assert(sizeof(BlockQ5_0x4) == 4 * sizeof(BlockQ5_0));
 void pack4_q4_0(int64_t n, const void* w_rows, size_t w_stride, void* dst);
+void pack4_q5_0(int64_t n, const void* w_rows, size_t w_stride, void* dst);
+void vec_dot_packed4_q5_0_ref(int64_t n, float* s, size_t s_stride, const void* group, const void* act_rows,
+                              size_t act_stride, int n_cols);
 // The reference dot of a packed group, from the definition (for tests).
 void vec_dot_packed4_q4_0_ref(int64_t n, float* s, size_t s_stride, const void* group, const void* act_rows,
                               size_t act_stride, int n_cols);

@@ -135,6 +135,43 @@ void vec_dot_packed4_q4_0_ref(int64_t n, float* s, size_t s_stride, const void* 
   }
 }
 
+void pack4_q5_0(int64_t n, const void* w_rows, size_t w_stride, void* dst) {
+  auto* out = static_cast<BlockQ5_0x4*>(dst);
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    out[b].hbits[0] = out[b].hbits[1] = 0;
+    for (int r = 0; r < 4; ++r) {
+      const auto* x = reinterpret_cast<const BlockQ5_0*>(static_cast<const uint8_t*>(w_rows) + r * w_stride) + b;
+      uint32_t qh;
+      std::memcpy(&qh, x->qh, 4);
+      out[b].d[r] = x->d;
+      out[b].hbits[0] |= static_cast<uint64_t>(qh & 0xFFFF) << (16 * r);
+      out[b].hbits[1] |= static_cast<uint64_t>(qh >> 16) << (16 * r);
+      std::memcpy(out[b].qs[r], x->qs, 16);
+    }
+  }
+}
+
+void vec_dot_packed4_q5_0_ref(int64_t n, float* s, size_t s_stride, const void* group, const void* act_rows,
+                              size_t act_stride, int n_cols) {
+  const auto* g = static_cast<const BlockQ5_0x4*>(group);
+  for (int c = 0; c < n_cols; ++c) {
+    const auto* a = reinterpret_cast<const ActQ8_0*>(static_cast<const uint8_t*>(act_rows) + c * act_stride);
+    for (int r = 0; r < 4; ++r) {
+      double sum = 0;
+      for (int64_t b = 0; b < n / kQK; ++b) {
+        int32_t dot = 0;
+        for (int i = 0; i < 16; ++i) {
+          const int lo = (g[b].qs[r][i] & 0x0F) | static_cast<int>((g[b].hbits[0] >> (16 * r + i)) & 1) << 4;
+          const int hi = (g[b].qs[r][i] >> 4) | static_cast<int>((g[b].hbits[1] >> (16 * r + i)) & 1) << 4;
+          dot += (lo - 16) * a[b].qs[i] + (hi - 16) * a[b].qs[i + 16];
+        }
+        sum += static_cast<double>(fp16_to_f32(g[b].d[r])) * fp16_to_f32(a[b].d) * dot;
+      }
+      s[c * s_stride + r] = static_cast<float>(sum);
+    }
+  }
+}
+
 void dot_rows_f16_ref(int64_t n, float* s, const float* x, const void* rows, size_t stride, int64_t n_rows) {
   for (int64_t j = 0; j < n_rows; ++j) vec_dot_f16_ref(n, &s[j], static_cast<const uint8_t*>(rows) + j * stride, x);
 }

@@ -487,47 +487,57 @@ TEST_CASE("f16 row kernels of attention: SIMD vs reference, reference vs its def
   }
 }
 
-TEST_CASE("repacked Q4_0 rows: the packed dot equals vec_dot per row, for every column count", "[cpu][kernels]") {
-  const QuantKernels& ref = *kernels_ref(DType::Q4_0);
-  const QuantKernels& best = *kernels_best(DType::Q4_0);
+TEST_CASE("repacked Q4_0 / Q5_0 rows: the packed dot equals vec_dot per row, for every column count",
+          "[cpu][kernels]") {
+  struct Packing {
+    DType type;
+    void (*pack)(int64_t, const void*, size_t, void*);
+    void (*ref)(int64_t, float*, size_t, const void*, const void*, size_t, int);
+  };
+  const Packing packings[] = {{DType::Q4_0, pack4_q4_0, vec_dot_packed4_q4_0_ref},
+                              {DType::Q5_0, pack4_q5_0, vec_dot_packed4_q5_0_ref}};
   std::mt19937 rng(77);
-  for (int64_t n : {32, 64, 96, 576, 1536}) {
-    const size_t row = dtype_row_bytes(DType::Q4_0, n);
-    std::vector<uint8_t> w;
-    for (int r = 0; r < 4; ++r) {
-      const std::vector<uint8_t> one = random_weight_bytes(DType::Q4_0, n, rng);
-      w.insert(w.end(), one.begin(), one.end());
-    }
-    std::vector<uint8_t> packed(w.size());
-    pack4_q4_0(n, w.data(), row, packed.data());
-    REQUIRE(packed != w);  // the layout did change
-    std::vector<std::vector<uint8_t>> acts;
-    for (int c = 0; c < kTileCols; ++c) acts.push_back(quantize_act(ref, random_activations(n, rng)));
-    const size_t act_row = acts[0].size();
-    std::vector<uint8_t> act_rows;
-    for (const auto& a : acts) act_rows.insert(act_rows.end(), a.begin(), a.end());
-    // The packed reference follows the definition; the table's kernel (where this CPU has
-    // one) must agree with both it and vec_dot.
-    std::vector<const QuantKernels*> tables = {nullptr};
-    if (best.vec_dot_packed4) tables.push_back(&best);
-    for (const QuantKernels* k : tables) {
-      for (int nc = 1; nc <= kTileCols; ++nc) {
-        INFO("n " << n << ", columns " << nc << (k ? " (SIMD)" : " (reference)"));
-        const size_t ss = 7;  // output rows farther apart than 4
-        std::vector<float> s(ss * kTileCols, NAN);
-        if (k) k->vec_dot_packed4(n, s.data(), ss, packed.data(), act_rows.data(), act_row, nc);
-        else vec_dot_packed4_q4_0_ref(n, s.data(), ss, packed.data(), act_rows.data(), act_row, nc);
-        for (int c = 0; c < nc; ++c)
-          for (int r = 0; r < 4; ++r) {
-            float want = NAN;
-            ref.vec_dot(n, &want, w.data() + r * row, acts[c].data());
-            CHECK(std::fabs(s[c * ss + r] - want) <= 1e-5f * std::fabs(want) + 1e-4f);
-          }
-        for (int c = nc; c < kTileCols; ++c) CHECK(std::isnan(s[c * ss]));  // nothing past nc written
+  for (const Packing& pk : packings) {
+    const QuantKernels& ref = *kernels_ref(pk.type);
+    const QuantKernels& best = *kernels_best(pk.type);
+    for (int64_t n : {32, 64, 96, 576, 1536}) {
+      const size_t row = dtype_row_bytes(pk.type, n);
+      std::vector<uint8_t> w;
+      for (int r = 0; r < 4; ++r) {
+        const std::vector<uint8_t> one = random_weight_bytes(pk.type, n, rng);
+        w.insert(w.end(), one.begin(), one.end());
+      }
+      std::vector<uint8_t> packed(w.size());
+      pk.pack(n, w.data(), row, packed.data());
+      REQUIRE(packed != w);  // the layout did change
+      std::vector<std::vector<uint8_t>> acts;
+      for (int c = 0; c < kTileCols; ++c) acts.push_back(quantize_act(ref, random_activations(n, rng)));
+      const size_t act_row = acts[0].size();
+      std::vector<uint8_t> act_rows;
+      for (const auto& a : acts) act_rows.insert(act_rows.end(), a.begin(), a.end());
+      // The packed reference follows the definition; the table's kernel (where this CPU has
+      // one) must agree with both it and vec_dot.
+      std::vector<const QuantKernels*> tables = {nullptr};
+      if (best.vec_dot_packed4) tables.push_back(&best);
+      for (const QuantKernels* k : tables) {
+        for (int nc = 1; nc <= kTileCols; ++nc) {
+          INFO(dtype_name(pk.type) << " n " << n << ", columns " << nc << (k ? " (SIMD)" : " (reference)"));
+          const size_t ss = 7;  // output rows farther apart than 4
+          std::vector<float> s(ss * kTileCols, NAN);
+          if (k) k->vec_dot_packed4(n, s.data(), ss, packed.data(), act_rows.data(), act_row, nc);
+          else pk.ref(n, s.data(), ss, packed.data(), act_rows.data(), act_row, nc);
+          for (int c = 0; c < nc; ++c)
+            for (int r = 0; r < 4; ++r) {
+              float want = NAN;
+              ref.vec_dot(n, &want, w.data() + r * row, acts[c].data());
+              CHECK(std::fabs(s[c * ss + r] - want) <= 1e-5f * std::fabs(want) + 1e-4f);
+            }
+          for (int c = nc; c < kTileCols; ++c) CHECK(std::isnan(s[c * ss]));  // nothing past nc written
+        }
       }
     }
-  }
 #if defined(__x86_64__)
-  if (std::string(simd_level()) == "avx512") CHECK(best.vec_dot_packed4 != nullptr);
+    if (std::string(simd_level()) == "avx512") CHECK(best.vec_dot_packed4 != nullptr);
 #endif
+  }
 }
