@@ -115,26 +115,6 @@ void pack4_q4_0(int64_t n, const void* w_rows, size_t w_stride, void* dst) {
     }
 }
 
-void vec_dot_packed4_q4_0_ref(int64_t n, float* s, size_t s_stride, const void* group, const void* act_rows,
-                              size_t act_stride, int n_cols) {
-  const auto* g = static_cast<const BlockQ4_0x4*>(group);
-  for (int c = 0; c < n_cols; ++c) {
-    const auto* a = reinterpret_cast<const ActQ8_0*>(static_cast<const uint8_t*>(act_rows) + c * act_stride);
-    for (int r = 0; r < 4; ++r) {
-      double sum = 0;
-      for (int64_t b = 0; b < n / kQK; ++b) {
-        int32_t dot = 0;
-        for (int i = 0; i < 16; ++i) {
-          dot += ((g[b].qs[r][i] & 0x0F) - 8) * a[b].qs[i];
-          dot += ((g[b].qs[r][i] >> 4) - 8) * a[b].qs[i + 16];
-        }
-        sum += static_cast<double>(fp16_to_f32(g[b].d[r])) * fp16_to_f32(a[b].d) * dot;
-      }
-      s[c * s_stride + r] = static_cast<float>(sum);
-    }
-  }
-}
-
 void pack4_q5_0(int64_t n, const void* w_rows, size_t w_stride, void* dst) {
   auto* out = static_cast<BlockQ5_0x4*>(dst);
   for (int64_t b = 0; b < n / kQK; ++b) {
@@ -151,25 +131,43 @@ void pack4_q5_0(int64_t n, const void* w_rows, size_t w_stride, void* dst) {
   }
 }
 
-void vec_dot_packed4_q5_0_ref(int64_t n, float* s, size_t s_stride, const void* group, const void* act_rows,
-                              size_t act_stride, int n_cols) {
-  const auto* g = static_cast<const BlockQ5_0x4*>(group);
+// The dot of a packed group from the definition: value(block, r, i) is row r's element i
+// of the block (offset removed), i < 32.
+template <typename Block, typename Value>
+void vec_dot_packed4_ref(int64_t n, float* s, size_t s_stride, const void* group, const void* act_rows,
+                         size_t act_stride, int n_cols, Value value) {
+  const auto* g = static_cast<const Block*>(group);
   for (int c = 0; c < n_cols; ++c) {
     const auto* a = reinterpret_cast<const ActQ8_0*>(static_cast<const uint8_t*>(act_rows) + c * act_stride);
     for (int r = 0; r < 4; ++r) {
       double sum = 0;
       for (int64_t b = 0; b < n / kQK; ++b) {
         int32_t dot = 0;
-        for (int i = 0; i < 16; ++i) {
-          const int lo = (g[b].qs[r][i] & 0x0F) | static_cast<int>((g[b].hbits[0] >> (16 * r + i)) & 1) << 4;
-          const int hi = (g[b].qs[r][i] >> 4) | static_cast<int>((g[b].hbits[1] >> (16 * r + i)) & 1) << 4;
-          dot += (lo - 16) * a[b].qs[i] + (hi - 16) * a[b].qs[i + 16];
-        }
+        for (int i = 0; i < kQK; ++i) dot += value(g[b], r, i) * a[b].qs[i];
         sum += static_cast<double>(fp16_to_f32(g[b].d[r])) * fp16_to_f32(a[b].d) * dot;
       }
       s[c * s_stride + r] = static_cast<float>(sum);
     }
   }
+}
+
+void vec_dot_packed4_q4_0_ref(int64_t n, float* s, size_t s_stride, const void* group, const void* act_rows,
+                              size_t act_stride, int n_cols) {
+  vec_dot_packed4_ref<BlockQ4_0x4>(n, s, s_stride, group, act_rows, act_stride, n_cols,
+                                   [](const BlockQ4_0x4& b, int r, int i) {
+                                     const uint8_t q = b.qs[r][i % 16];
+                                     return (i < 16 ? q & 0x0F : q >> 4) - 8;
+                                   });
+}
+
+void vec_dot_packed4_q5_0_ref(int64_t n, float* s, size_t s_stride, const void* group, const void* act_rows,
+                              size_t act_stride, int n_cols) {
+  vec_dot_packed4_ref<BlockQ5_0x4>(n, s, s_stride, group, act_rows, act_stride, n_cols,
+                                   [](const BlockQ5_0x4& b, int r, int i) {
+                                     const uint8_t q = b.qs[r][i % 16];
+                                     const int high = static_cast<int>((b.hbits[i / 16] >> (16 * r + i % 16)) & 1);
+                                     return ((i < 16 ? q & 0x0F : q >> 4) | high << 4) - 16;
+                                   });
 }
 
 void dot_rows_f16_ref(int64_t n, float* s, const float* x, const void* rows, size_t stride, int64_t n_rows) {
