@@ -4,6 +4,9 @@
 
 #include "backends/cpu/quant-kernels-internal.h"
 
+#include <cstdlib>
+#include <string>
+
 #if defined(XENT_CPU_HAVE_AVX2_KERNELS) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
 #endif
@@ -68,8 +71,20 @@ Level detect_level() {
   return Level::scalar;
 }
 
+// XENT_CPU_LEVEL=avx2|scalar|neon caps the level (never raises it): to measure or test a
+// lower tier on a machine that has more.
+Level capped(Level detected) {
+  const char* e = std::getenv("XENT_CPU_LEVEL");
+  if (!e || !*e) return detected;
+  const std::string want = e;
+  if (want == "scalar") return Level::scalar;
+  if (want == "avx2" && detected == Level::avx512) return Level::avx2;
+  if (want == "neon" && detected == Level::neon_dotprod) return Level::neon;
+  return detected;
+}
+
 Level level() {
-  static const Level l = detect_level();
+  static const Level l = capped(detect_level());
   return l;
 }
 

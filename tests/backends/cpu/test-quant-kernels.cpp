@@ -519,6 +519,11 @@ TEST_CASE("repacked Q4_0 / Q5_0 rows: the packed dot equals vec_dot per row, for
       // one) must agree with both it and vec_dot.
       std::vector<const QuantKernels*> tables = {nullptr};
       if (best.vec_dot_packed4) tables.push_back(&best);
+#if defined(__x86_64__)
+      // The AVX2 table too where the CPU has AVX2, also when best is the AVX-512 one.
+      if (std::string(simd_level()) != "scalar" && &best != kernels_avx2(pk.type) && kernels_avx2(pk.type)->vec_dot_packed4)
+        tables.push_back(kernels_avx2(pk.type));
+#endif
       for (const QuantKernels* k : tables) {
         for (int nc = 1; nc <= kTileCols; ++nc) {
           INFO(dtype_name(pk.type) << " n " << n << ", columns " << nc << (k ? " (SIMD)" : " (reference)"));
