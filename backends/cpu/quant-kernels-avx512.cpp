@@ -266,12 +266,29 @@ struct TileQ6_K {
 struct PackedQ4_0 {
   using Block = BlockQ4_0x4;
   static constexpr int kOffset = 8;
-  static void fifth_bits(const Block&, __m512i&, __m512i&) {}
+  static void decode(const Block& b, __m512i& lo, __m512i& hi) {
+    const __m512i raw = _mm512_loadu_si512(b.qs);
+    lo = _mm512_and_si512(raw, _mm512_set1_epi8(0x0F));
+    hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), _mm512_set1_epi8(0x0F));
+  }
+};
+// Q8_0: the signed quants made unsigned by adding 128 (x ^ 0x80).
+struct PackedQ8_0 {
+  using Block = BlockQ8_0x4;
+  static constexpr int kOffset = 128;
+  static void decode(const Block& b, __m512i& lo, __m512i& hi) {
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    lo = _mm512_xor_si512(_mm512_loadu_si512(b.qs[0]), flip);
+    hi = _mm512_xor_si512(_mm512_loadu_si512(b.qs[1]), flip);
+  }
 };
 struct PackedQ5_0 {
   using Block = BlockQ5_0x4;
   static constexpr int kOffset = 16;
-  static void fifth_bits(const Block& b, __m512i& lo, __m512i& hi) {
+  static void decode(const Block& b, __m512i& lo, __m512i& hi) {
+    const __m512i raw = _mm512_loadu_si512(b.qs);
+    lo = _mm512_and_si512(raw, _mm512_set1_epi8(0x0F));
+    hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), _mm512_set1_epi8(0x0F));
     const __m512i sixteen = _mm512_set1_epi8(16);
     lo = _mm512_mask_add_epi8(lo, _cvtu64_mask64(b.hbits[0]), lo, sixteen);
     hi = _mm512_mask_add_epi8(hi, _cvtu64_mask64(b.hbits[1]), hi, sixteen);
@@ -283,14 +300,11 @@ void packed4_run(int64_t n, float* s, size_t ss, const typename P::Block* g, con
   __m512 acc[C];
 #pragma GCC unroll 4
   for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
-  const __m512i m4 = _mm512_set1_epi8(0x0F);
-  const __m512i off = _mm512_set1_epi8(P::kOffset);
+  const __m512i off = _mm512_set1_epi8(static_cast<char>(P::kOffset));
   const __m512i expand = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
   for (int64_t b = 0; b < n / kQK; ++b) {
-    const __m512i raw = _mm512_loadu_si512(g[b].qs);
-    __m512i lo = _mm512_and_si512(raw, m4);
-    __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
-    P::fifth_bits(g[b], lo, hi);
+    __m512i lo, hi;
+    P::decode(g[b], lo, hi);
     const __m128 d4 = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(g[b].d)));
     const __m512 dw = _mm512_permutexvar_ps(expand, _mm512_castps128_ps512(d4));
 #pragma GCC unroll 4
@@ -365,6 +379,8 @@ QuantKernels with_vnni(DType t) {
 Table make_table() {
   Table t = {with_vnni<Tile32<DecQ8_0>>(DType::Q8_0), with_vnni<Tile32<DecQ4_0>>(DType::Q4_0),
              *kernels_avx2(DType::Q5_0), with_vnni<TileQ4_K>(DType::Q4_K), with_vnni<TileQ6_K>(DType::Q6_K)};
+  t.q8_0.pack4 = pack4_q8_0;
+  t.q8_0.vec_dot_packed4 = vec_dot_packed4<PackedQ8_0>;
   t.q4_0.pack4 = pack4_q4_0;
   t.q4_0.vec_dot_packed4 = vec_dot_packed4<PackedQ4_0>;
   // Q5_0 keeps AVX2's row kernels (used where weights are not packed) and adds packed ones.

@@ -40,7 +40,16 @@ struct BlockQ5_0x4 {
   uint8_t qs[4][16];
 };
 static_assert(sizeof(BlockQ5_0x4) == 4 * sizeof(BlockQ5_0));
+// Four Q8_0 rows: scales, then elements 0..15 of rows 0..3, then elements 16..31 of rows 0..3.
+struct BlockQ8_0x4 {
+  uint16_t d[4];
+  int8_t qs[2][4][16];
+};
+static_assert(sizeof(BlockQ8_0x4) == 4 * sizeof(BlockQ8_0));
 void pack4_q4_0(int64_t n, const void* w_rows, size_t w_stride, void* dst);
+void pack4_q8_0(int64_t n, const void* w_rows, size_t w_stride, void* dst);
+void vec_dot_packed4_q8_0_ref(int64_t n, float* s, size_t s_stride, const void* group, const void* act_rows,
+                              size_t act_stride, int n_cols);
 void pack4_q5_0(int64_t n, const void* w_rows, size_t w_stride, void* dst);
 void vec_dot_packed4_q5_0_ref(int64_t n, float* s, size_t s_stride, const void* group, const void* act_rows,
                               size_t act_stride, int n_cols);

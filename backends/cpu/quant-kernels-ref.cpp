@@ -115,6 +115,17 @@ void pack4_q4_0(int64_t n, const void* w_rows, size_t w_stride, void* dst) {
     }
 }
 
+void pack4_q8_0(int64_t n, const void* w_rows, size_t w_stride, void* dst) {
+  auto* out = static_cast<BlockQ8_0x4*>(dst);
+  for (int64_t b = 0; b < n / kQK; ++b)
+    for (int r = 0; r < 4; ++r) {
+      const auto* x = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(w_rows) + r * w_stride) + b;
+      out[b].d[r] = x->d;
+      std::memcpy(out[b].qs[0][r], x->qs, 16);
+      std::memcpy(out[b].qs[1][r], x->qs + 16, 16);
+    }
+}
+
 void pack4_q5_0(int64_t n, const void* w_rows, size_t w_stride, void* dst) {
   auto* out = static_cast<BlockQ5_0x4*>(dst);
   for (int64_t b = 0; b < n / kQK; ++b) {
@@ -168,6 +179,12 @@ void vec_dot_packed4_q5_0_ref(int64_t n, float* s, size_t s_stride, const void* 
                                      const int high = static_cast<int>((b.hbits[i / 16] >> (16 * r + i % 16)) & 1);
                                      return ((i < 16 ? q & 0x0F : q >> 4) | high << 4) - 16;
                                    });
+}
+
+void vec_dot_packed4_q8_0_ref(int64_t n, float* s, size_t s_stride, const void* group, const void* act_rows,
+                              size_t act_stride, int n_cols) {
+  vec_dot_packed4_ref<BlockQ8_0x4>(n, s, s_stride, group, act_rows, act_stride, n_cols,
+                                   [](const BlockQ8_0x4& b, int r, int i) { return static_cast<int>(b.qs[i / 16][r][i % 16]); });
 }
 
 void dot_rows_f16_ref(int64_t n, float* s, const float* x, const void* rows, size_t stride, int64_t n_rows) {

@@ -494,7 +494,8 @@ TEST_CASE("repacked Q4_0 / Q5_0 rows: the packed dot equals vec_dot per row, for
     void (*pack)(int64_t, const void*, size_t, void*);
     void (*ref)(int64_t, float*, size_t, const void*, const void*, size_t, int);
   };
-  const Packing packings[] = {{DType::Q4_0, pack4_q4_0, vec_dot_packed4_q4_0_ref},
+  const Packing packings[] = {{DType::Q8_0, pack4_q8_0, vec_dot_packed4_q8_0_ref},
+                              {DType::Q4_0, pack4_q4_0, vec_dot_packed4_q4_0_ref},
                               {DType::Q5_0, pack4_q5_0, vec_dot_packed4_q5_0_ref}};
   std::mt19937 rng(77);
   for (const Packing& pk : packings) {
