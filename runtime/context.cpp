@@ -44,11 +44,13 @@ Context::Context(const Model& model, const ContextParams& params, std::vector<st
 
   // Everything on the CPU: its matmuls read the weights repacked (made once per model).
   // With a GPU backend the CPU is only the fallback, and the originals stay as they are.
+  // Only a mapped file's pages can be given back after copying; a model read into memory
+  // (--no-mmap) keeps its one copy rather than holding the weights twice.
   bool cpu_only = true;
   for (auto& b : backends_) cpu_only = cpu_only && b->is_host();
-  if (cpu_only && !params.cpu_reference_kernels) {
+  if (cpu_only && !params.cpu_reference_kernels && model.mmapped()) {
     packed_ = std::static_pointer_cast<const cpu::PackedWeights>(model.shared_state(
-        "cpu-packed-weights", [&] { return cpu::pack_weights(model.weights(), model.mmapped()); }));
+        "cpu-packed-weights", [&] { return cpu::pack_weights(model.weights(), true); }));
     for (auto& b : backends_)
       if (auto* cpu = dynamic_cast<cpu::CpuBackend*>(b.get())) cpu->set_packed_weights(packed_);
   }
