@@ -262,15 +262,17 @@ struct TileQ6_K {
 // Packed Q4_0 / Q5_0 (BlockQ4_0x4 / BlockQ5_0x4): one 64-byte load is a block of four
 // rows, 128-bit lane group r holding row r. The activation block's two 16-byte halves are
 // broadcast to every group, so dpbusd leaves row r's partial sums in lanes 4r..4r+3; the
-// offset (8 or 16) is folded in as -offset * sum(a), computed once per block for the four rows.
+// offset (8, 16 or 128) is folded in as -offset * sum(a), computed once per block for the four rows.
+// The low and high nibbles of four rows' 16 quant bytes each.
+inline void split_nibbles(const uint8_t* qs, __m512i& lo, __m512i& hi) {
+  const __m512i raw = _mm512_loadu_si512(qs);
+  lo = _mm512_and_si512(raw, _mm512_set1_epi8(0x0F));
+  hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), _mm512_set1_epi8(0x0F));
+}
 struct PackedQ4_0 {
   using Block = BlockQ4_0x4;
   static constexpr int kOffset = 8;
-  static void decode(const Block& b, __m512i& lo, __m512i& hi) {
-    const __m512i raw = _mm512_loadu_si512(b.qs);
-    lo = _mm512_and_si512(raw, _mm512_set1_epi8(0x0F));
-    hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), _mm512_set1_epi8(0x0F));
-  }
+  static void decode(const Block& b, __m512i& lo, __m512i& hi) { split_nibbles(b.qs[0], lo, hi); }
 };
 // Q8_0: the signed quants made unsigned by adding 128 (x ^ 0x80).
 struct PackedQ8_0 {
@@ -286,9 +288,7 @@ struct PackedQ5_0 {
   using Block = BlockQ5_0x4;
   static constexpr int kOffset = 16;
   static void decode(const Block& b, __m512i& lo, __m512i& hi) {
-    const __m512i raw = _mm512_loadu_si512(b.qs);
-    lo = _mm512_and_si512(raw, _mm512_set1_epi8(0x0F));
-    hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), _mm512_set1_epi8(0x0F));
+    split_nibbles(b.qs[0], lo, hi);
     const __m512i sixteen = _mm512_set1_epi8(16);
     lo = _mm512_mask_add_epi8(lo, _cvtu64_mask64(b.hbits[0]), lo, sixteen);
     hi = _mm512_mask_add_epi8(hi, _cvtu64_mask64(b.hbits[1]), hi, sixteen);
