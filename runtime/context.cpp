@@ -50,7 +50,7 @@ Context::Context(const Model& model, const ContextParams& params, std::vector<st
   for (auto& b : backends_) cpu_only = cpu_only && b->is_host();
   if (cpu_only && !params.cpu_reference_kernels && model.mmapped()) {
     packed_ = std::static_pointer_cast<const cpu::PackedWeights>(model.shared_state(
-        "cpu-packed-weights", [&] { return cpu::pack_weights(model.weights(), true); }));
+        "cpu-packed-weights", [&] { return cpu::pack_weights(model.weights()); }));
     for (auto& b : backends_)
       if (auto* cpu = dynamic_cast<cpu::CpuBackend*>(b.get())) cpu->set_packed_weights(packed_);
   }

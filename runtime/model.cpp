@@ -116,10 +116,6 @@ std::string Model::description() const {
   return hparams_.arch + " " + buf;
 }
 
-}  // namespace xent
-
-namespace xent {
-
 std::shared_ptr<const void> Model::shared_state(const std::string& key,
                                                 const std::function<std::shared_ptr<const void>()>& make) const {
   std::lock_guard<std::mutex> lock(shared_mutex_);

@@ -16,7 +16,7 @@ namespace xent::cpu {
 
 void PackedWeights::Free::operator()(uint8_t* p) const { std::free(p); }
 
-std::shared_ptr<const PackedWeights> pack_weights(const std::deque<Tensor>& weights, bool release_originals) {
+std::shared_ptr<const PackedWeights> pack_weights(const std::deque<Tensor>& weights) {
   auto out = std::make_shared<PackedWeights>();
   if (const char* e = std::getenv("XENT_NO_REPACK"); e && *e && std::strcmp(e, "0") != 0) return out;
   struct Job {
@@ -45,7 +45,7 @@ std::shared_ptr<const PackedWeights> pack_weights(const std::deque<Tensor>& weig
   const size_t rounded = (total + kHuge - 1) / kHuge * kHuge;
   auto* base = static_cast<uint8_t*>(std::aligned_alloc(kHuge, rounded));
   if (!base) throw Error("cpu: out of memory repacking " + std::to_string(total) + " bytes of weights");
-  out->storage.emplace_back(base);
+  out->storage.reset(base);
 #ifdef MADV_HUGEPAGE
   ::madvise(base, rounded, MADV_HUGEPAGE);
 #endif
@@ -59,12 +59,10 @@ std::shared_ptr<const PackedWeights> pack_weights(const std::deque<Tensor>& weig
       j.k->pack4(w.ne[0], src + static_cast<size_t>(g) * group, w.nb[1], dst + static_cast<size_t>(g) * group);
     out->by_data.emplace(w.data, dst);
     out->bytes += j.bytes;
-    if (release_originals) {
-      // Whole pages inside the tensor only: neighbours may still be in use.
-      const uintptr_t first = (reinterpret_cast<uintptr_t>(src) + page - 1) / page * page;
-      const uintptr_t last = (reinterpret_cast<uintptr_t>(src) + j.bytes) / page * page;
-      if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
-    }
+    // Whole pages inside the tensor only: neighbours may still be in use.
+    const uintptr_t first = (reinterpret_cast<uintptr_t>(src) + page - 1) / page * page;
+    const uintptr_t last = (reinterpret_cast<uintptr_t>(src) + j.bytes) / page * page;
+    if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
   }
   return out;
 }

@@ -5,7 +5,6 @@
 #include <deque>
 #include <memory>
 #include <unordered_map>
-#include <vector>
 
 #include "runtime/tensor.h"
 
@@ -16,7 +15,7 @@ struct PackedWeights {
     void operator()(uint8_t* p) const;
   };
   std::unordered_map<const void*, const uint8_t*> by_data;  // original data -> packed copy
-  std::vector<std::unique_ptr<uint8_t, Free>> storage;
+  std::unique_ptr<uint8_t, Free> storage;                   // all the packed copies
   size_t bytes = 0;
   // The packed copy of the weight whose rows start at data, or null.
   const uint8_t* find(const void* data) const {
@@ -27,10 +26,10 @@ struct PackedWeights {
 
 // Packs every weight that gains from it on this CPU: a 2-D matmul weight (named blk.* or
 // output.weight; the token embedding is also read row by row, so it stays) of a type whose
-// best kernels have pack4, with a multiple of 4 rows. With release_originals (files that are
-// memory-mapped read-only) the original pages are dropped from memory after copying, so
-// the weights are not held twice; anything that reads them again faults them back in from
-// the file. Empty where nothing qualifies, or when XENT_NO_REPACK is set.
-std::shared_ptr<const PackedWeights> pack_weights(const std::deque<Tensor>& weights, bool release_originals);
+// best kernels have pack4, with a multiple of 4 rows. The weights must lie in a read-only
+// file mapping: the original pages are dropped from memory after copying, so the weights
+// are not held twice, and anything that reads them again faults them back in from the file.
+// Empty where nothing qualifies, or when XENT_NO_REPACK is set.
+std::shared_ptr<const PackedWeights> pack_weights(const std::deque<Tensor>& weights);
 
 }  // namespace xent::cpu
