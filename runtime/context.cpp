@@ -142,23 +142,35 @@ void Context::evaluate(const int32_t* tokens, const int32_t* positions, const fl
   const int64_t n_vocab = model_.hparams().n_vocab;
   token_buf_.assign(tokens, tokens + n);
   pos_buf_.assign(positions, positions + n);
-  graph_.clear();
-  StepInputs in;
-  in.tokens = graph_.input(DType::I32, static_cast<int64_t>(n), 1, "tokens");
-  in.tokens->data = token_buf_.data();
-  in.positions = graph_.input(DType::I32, static_cast<int64_t>(n), 1, "positions");
-  in.positions->data = pos_buf_.data();
-  if (mask) {
-    mask_buf_.assign(mask, mask + n * n);
-    in.mask = graph_.input(DType::F32, static_cast<int64_t>(n), static_cast<int64_t>(n), "mask");
-    in.mask->data = mask_buf_.data();
+  if (mask) mask_buf_.assign(mask, mask + n * n);
+  const GraphShape shape{n, mask != nullptr, keep_all_logits};
+  if (!params_.reuse_graph || !graph_built_ || !(shape == graph_shape_)) {
+    graph_built_ = false;
+    attention_nodes_.clear();
+    graph_.clear();
+    step_in_ = StepInputs{};
+    step_in_.tokens = graph_.input(DType::I32, static_cast<int64_t>(n), 1, "tokens");
+    step_in_.positions = graph_.input(DType::I32, static_cast<int64_t>(n), 1, "positions");
+    if (mask) step_in_.mask = graph_.input(DType::F32, static_cast<int64_t>(n), static_cast<int64_t>(n), "mask");
+    step_in_.n_tok = static_cast<int32_t>(n);
+    step_in_.n_past = n_past_;
+    step_in_.kv = kv_.get();
+    step_in_.all_logits = keep_all_logits;
+    graph_out_ = model_.architecture().build(graph_, step_in_);
+    graph_.set_output(graph_out_);
+    for (Tensor* node : graph_.nodes())
+      if (node->op == Op::Attention) attention_nodes_.push_back(node);
+    graph_shape_ = shape;
+    graph_built_ = true;
+  } else {
+    // The same graph one step on: only the cache position moves (check_tokens made sure
+    // the new rows fit).
+    for (Tensor* a : attention_nodes_) a->i_params[kAttnNPast] = n_past_;
   }
-  in.n_tok = static_cast<int32_t>(n);
-  in.n_past = n_past_;
-  in.kv = kv_.get();
-  in.all_logits = keep_all_logits;
-  Tensor* out = model_.architecture().build(graph_, in);
-  graph_.set_output(out);
+  step_in_.tokens->data = token_buf_.data();
+  step_in_.positions->data = pos_buf_.data();
+  if (mask) step_in_.mask->data = mask_buf_.data();
+  Tensor* out = graph_out_;
   sched_->run(graph_);
   if (logits_out) {
     const size_t rows = static_cast<size_t>(out->ne[1]);
@@ -175,7 +187,7 @@ void Context::decode(const int32_t* tokens, size_t n, bool all_logits) {
   const int64_t n_vocab = model_.hparams().n_vocab;
   n_logit_rows_ = all_logits ? n : 1;
   logits_.resize(n_logit_rows_ * static_cast<size_t>(n_vocab));
-  std::vector<int32_t> positions;
+  std::vector<int32_t>& positions = positions_;
   for (size_t done = 0; done < n;) {
     const size_t n_tok = std::min<size_t>(n - done, static_cast<size_t>(params_.n_ubatch));
     const bool last = done + n_tok == n;

@@ -27,6 +27,10 @@ struct ContextParams {
   std::vector<std::string> backends = {"cpu"};
   int n_gpu_layers = -1;   // layers on the first non-CPU backend; -1: all (+ the output)
   bool cpu_reference_kernels = false;  // tests: scalar dot products instead of SIMD
+  // Keep the last step's graph and plan and reuse them while the step has the same shape
+  // (token count, mask or not, which logits): a decode step then only patches n_past and
+  // its inputs. Off: every step is built and planned afresh (tests compare the two).
+  bool reuse_graph = true;
 };
 
 class Context {
@@ -78,12 +82,24 @@ class Context {
   std::vector<std::unique_ptr<Buffer>> weight_buffers_;
   std::shared_ptr<const cpu::PackedWeights> packed_;  // the model's, shared
   Graph graph_;
+  // What graph_ was built for; reused while a step has the same shape.
+  struct GraphShape {
+    size_t n_tok = 0;
+    bool masked = false;
+    bool all_logits = false;
+    bool operator==(const GraphShape&) const = default;
+  };
+  bool graph_built_ = false;
+  GraphShape graph_shape_;
+  StepInputs step_in_;
+  Tensor* graph_out_ = nullptr;
+  std::vector<Tensor*> attention_nodes_;  // their n_past is patched on reuse
   // One graph evaluation of n tokens at cache rows [n_past_, n_past_ + n).
   void evaluate(const int32_t* tokens, const int32_t* positions, const float* mask, size_t n,
                 bool keep_all_logits, float* logits_out);
   void check_tokens(const int32_t* tokens, size_t n) const;
 
-  std::vector<int32_t> token_buf_, pos_buf_;
+  std::vector<int32_t> token_buf_, pos_buf_, positions_;
   std::vector<float> mask_buf_;
   std::vector<float> logits_;
   size_t n_logit_rows_ = 0;

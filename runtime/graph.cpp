@@ -1,5 +1,6 @@
 #include "runtime/graph.h"
 
+#include <atomic>
 #include <string>
 
 #include "formats/error.h"
@@ -10,6 +11,11 @@ namespace {
 [[noreturn]] void shape_error(const char* op, const Tensor& a, const Tensor& b) {
   throw Error(std::string("graph: ") + op + ": incompatible shapes " + describe(a) + " and " +
               describe(b));
+}
+
+uint64_t next_version() {
+  static std::atomic<uint64_t> counter{0};
+  return counter.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
 bool is_row_broadcast(const Tensor& a, const Tensor& b) {
@@ -27,6 +33,12 @@ void Graph::clear() {
   inputs_.clear();
   output_ = nullptr;
   layer_ = -1;
+  version_ = next_version();
+}
+
+void Graph::set_output(Tensor* t) {
+  if (t != output_) version_ = next_version();
+  output_ = t;
 }
 
 Tensor* Graph::new_node(Op op, DType type, int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3) {
@@ -41,6 +53,7 @@ Tensor* Graph::new_node(Op op, DType type, int64_t ne0, int64_t ne1, int64_t ne2
   t.layer = layer_;
   t.name = op_name(op);
   if (op != Op::None) nodes_.push_back(&t);
+  version_ = next_version();
   return &t;
 }
 

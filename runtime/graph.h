@@ -40,11 +40,15 @@ class Graph {
   Tensor* rows(Tensor* x, int64_t first, int64_t n);
 
   void set_current_layer(int layer) { layer_ = layer; }
-  void set_output(Tensor* t) { output_ = t; }
+  void set_output(Tensor* t);
   Tensor* output() const { return output_; }
   const std::vector<Tensor*>& nodes() const { return nodes_; }
   const std::vector<Tensor*>& inputs() const { return inputs_; }
   void clear();
+  // Changes (to a value no other graph has had) whenever a node is added or the graph is
+  // cleared, so a scheduler can tell whether the graph it planned is still the same one.
+  // Setting node parameters or input bytes does not change it.
+  uint64_t version() const { return version_; }
 
  private:
   Tensor* new_node(Op op, DType type, int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3);
@@ -53,6 +57,7 @@ class Graph {
   std::vector<Tensor*> inputs_;
   Tensor* output_ = nullptr;
   int layer_ = -1;
+  uint64_t version_ = 0;
 };
 
 }  // namespace xent

@@ -103,6 +103,18 @@ int Scheduler::place(const Tensor& node) const {
 }
 
 void Scheduler::run(Graph& graph) {
+  const bool reuse = planned_version_ != 0 && planned_version_ == graph.version();
+  if (!reuse) {
+    planned_version_ = 0;  // until the new plan is complete
+    plan(graph);
+    planned_version_ = graph.version();
+    ++n_plans_;
+  }
+  stats_.reused_plan = reuse;
+  execute(graph);
+}
+
+void Scheduler::plan(Graph& graph) {
   const std::vector<Tensor*>& nodes = graph.nodes();
   const size_t n_backends = backends_.size();
   stats_ = Stats{};
@@ -127,14 +139,10 @@ void Scheduler::run(Graph& graph) {
 
   // 2. Copies: an operand whose storage is on another backend gets a copy on the
   // consumer's backend (one per root and backend), and views are re-made over it.
-  struct Copy {
-    Tensor* from;  // storage root
-    Tensor* to;
-    int backend;
-    size_t before_node;  // performed just before this node runs
-  };
-  std::deque<Tensor> copies_pool;
-  std::vector<Copy> copies;
+  std::deque<Tensor>& copies_pool = copies_pool_;
+  std::vector<Copy>& copies = copies_;
+  copies_pool.clear();
+  copies.clear();
   std::map<std::pair<const Tensor*, int>, Tensor*> copy_of;
   auto storage_backend = [&](const Tensor* root) -> int {
     auto it = where.find(root);
@@ -241,7 +249,38 @@ void Scheduler::run(Graph& graph) {
   for (Tensor& c : copies_pool)
     if (c.op == Op::View) bind_view(&c);
 
-  // 5. Execute split by split.
+  // 5. Splits: runs of nodes on one backend; a copy needed in the middle of a run forces
+  // a boundary.
+  splits_.clear();
+  next_copy = 0;
+  for (size_t i = 0; i < nodes.size();) {
+    Split sp;
+    sp.backend = placement_[i];
+    size_t j = i;
+    while (j < nodes.size() && placement_[j] == sp.backend) {
+      if (j > i && next_copy < copies.size() && copies[next_copy].before_node == j) break;
+      sp.nodes.push_back(nodes[j]);
+      ++j;
+    }
+    sp.copy_begin = next_copy;
+    while (next_copy < copies.size() && copies[next_copy].before_node < j) ++next_copy;
+    sp.copy_end = next_copy;
+    splits_.push_back(std::move(sp));
+    i = j;
+  }
+  stats_.n_splits = splits_.size();
+
+  // 6. A device output gets a host buffer to be downloaded into after each run.
+  outputs_.clear();
+  if (Tensor* out = graph.output(); out && !out->data) {
+    Tensor* root = out->storage_root();
+    outputs_.push_back(backends_[host_index_]->alloc_buffer(root->n_bytes()));
+    out->data = static_cast<uint8_t*>(outputs_.back()->host) + (out->offset - root->offset);
+  }
+}
+
+void Scheduler::execute(Graph& graph) {
+  const size_t n_backends = backends_.size();
   auto do_copy = [&](const Copy& c) {
     Backend* dst = backends_[c.backend];
     const Tensor* from = c.from;
@@ -256,43 +295,21 @@ void Scheduler::run(Graph& graph) {
       dst->upload(*c.to->buffer, c.to->offset, staging.data(), n);
     }
   };
-  next_copy = 0;
-  size_t i = 0;
-  while (i < nodes.size()) {
-    const int b = placement_[i];
-    size_t j = i;
-    std::vector<Tensor*> split;
-    while (j < nodes.size() && placement_[j] == b) {
-      // A copy needed in the middle of a run forces a split boundary.
-      if (j > i && next_copy < copies.size() && copies[next_copy].before_node == j) break;
-      split.push_back(nodes[j]);
-      ++j;
-    }
+  for (const Split& sp : splits_) {
     // Copies read from other backends: wait for them first.
-    bool synced = false;
-    for (; next_copy < copies.size() && copies[next_copy].before_node < j; ++next_copy) {
-      if (!synced) {
-        for (size_t k = 0; k < n_backends; ++k)
-          if (static_cast<int>(k) != b) backends_[k]->synchronize();
-        synced = true;
-      }
-      do_copy(copies[next_copy]);
+    if (sp.copy_begin < sp.copy_end) {
+      for (size_t k = 0; k < n_backends; ++k)
+        if (static_cast<int>(k) != sp.backend) backends_[k]->synchronize();
+      for (size_t c = sp.copy_begin; c < sp.copy_end; ++c) do_copy(copies_[c]);
     }
-    backends_[b]->compute(split);
-    ++stats_.n_splits;
-    i = j;
+    backends_[sp.backend]->compute(sp.nodes);
   }
   for (Backend* b : backends_) b->synchronize();
 
-  // 6. The output must be readable by the caller.
-  if (Tensor* out = graph.output(); out && !out->data) {
-    Tensor* root = out->storage_root();
-    Backend* b = root->buffer->backend;
-    outputs_.clear();
-    outputs_.push_back(backends_[host_index_]->alloc_buffer(root->n_bytes()));
-    b->download(*root->buffer, root->offset, outputs_.back()->host, root->n_bytes());
-    const size_t view_off = out->offset - root->offset;
-    out->data = static_cast<uint8_t*>(outputs_.back()->host) + view_off;
+  // The output must be readable by the caller.
+  if (!outputs_.empty()) {
+    const Tensor* root = graph.output()->storage_root();
+    root->buffer->backend->download(*root->buffer, root->offset, outputs_.back()->host, root->n_bytes());
   }
 }
 
