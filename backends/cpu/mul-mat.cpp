@@ -38,15 +38,22 @@ void mul_mat_tiled(const Tensor& dst, OpContext& ctx) {
   std::atomic_ref<int64_t> next(*reinterpret_cast<int64_t*>(ctx.work));
   uint8_t* act_base = ctx.work + kMulMatCounterBytes;
 
-  // Phase 1: activations into the weight type's activation format, once per matmul.
+  // Repacked weights: groups of four rows (chunks are multiples of four rows, and only
+  // weights with a multiple of four rows are packed).
+  const uint8_t* packed = ctx.packed && k->vec_dot_packed4 ? ctx.packed->find(w.data) : nullptr;
+
+  // Phase 1: activations into the weight type's activation format, once per matmul (with
+  // their block sums for the packed kernels).
   const bool direct = k->act_type == DType::F32;
-  const size_t act_stride = direct ? x.nb[1] : k->act_row_bytes(n_in);
+  const size_t act_stride = direct ? x.nb[1] : packed ? packed_act_row_bytes(n_in) : k->act_row_bytes(n_in);
   if (!direct) {
     int64_t first, last;
     split(n_tok, ctx.ith, ctx.nth, &first, &last);
-    for (int64_t j = first; j < last; ++j)
+    for (int64_t j = first; j < last; ++j) {
       k->quantize_act(reinterpret_cast<const float*>(static_cast<const uint8_t*>(x.data) + j * x.nb[1]),
                       act_base + j * act_stride, n_in);
+      if (packed) add_block_sums(act_base + j * act_stride, n_in);
+    }
   }
   if (ctx.nth > 1) {
     if (ctx.ith == 0) next.store(ctx.nth, std::memory_order_relaxed);
@@ -61,9 +68,6 @@ void mul_mat_tiled(const Tensor& dst, OpContext& ctx) {
   const size_t s_stride = dst.nb[1] / sizeof(float);
   const int64_t rows = chunk_rows(n_out, n_tok, ctx.nth);
   const int64_t n_chunks = (n_out + rows - 1) / rows;
-  // Repacked weights: groups of four rows (chunks are multiples of four rows, and only
-  // weights with a multiple of four rows are packed).
-  const uint8_t* packed = ctx.packed && k->vec_dot_packed4 ? ctx.packed->find(w.data) : nullptr;
   for (int64_t c = ctx.ith; c < n_chunks;) {
     const int64_t i0 = c * rows, i1 = std::min(n_out, i0 + rows);
     if (packed) {

@@ -281,7 +281,7 @@ void weighted_sum_f16_avx2(int64_t n, float* y, const float* p, const void* vrow
 // A 256-bit load is a block of two rows (128-bit lane each); the activation block's two
 // halves are broadcast to both lanes, so maddubs + madd leave row 2k's sums in lanes 0..3
 // and row 2k+1's in lanes 4..7. The offset (8 or 16) is subtracted as offset * sum(a),
-// computed once per block and column for all four rows. |nibble * a| pairs fit int16
+// from the activation row's block sums. |nibble * a| pairs fit int16
 // (2 * 31 * 127 < 32768 with the fifth bit).
 struct Packed2Q4_0 {
   using Block = BlockQ4_0x4;
@@ -305,9 +305,10 @@ template <class P, int C>
 void packed4_avx2_run(int64_t n, float* s, size_t ss, const typename P::Block* g, const uint8_t* a, size_t as) {
   __m256 acc[C][2];
   for (int c = 0; c < C; ++c) acc[c][0] = acc[c][1] = _mm256_setzero_ps();
-  const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), off = _mm256_set1_epi8(P::kOffset);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  const int64_t nb = n / kQK;
   const __m256i pick01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), pick23 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
-  for (int64_t b = 0; b < n / kQK; ++b) {
+  for (int64_t b = 0; b < nb; ++b) {
     __m256i lo[2], hi[2];
     for (int k = 0; k < 2; ++k) {
       const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g[b].qs[2 * k]));
@@ -322,8 +323,9 @@ void packed4_avx2_run(int64_t n, float* s, size_t ss, const typename P::Block* g
       const ActQ8_0* y = reinterpret_cast<const ActQ8_0*>(a + c * as) + b;
       const __m256i alo = _mm256_broadcastsi128_si256(load16(y->qs));
       const __m256i ahi = _mm256_broadcastsi128_si256(load16(y->qs + 16));
-      const __m256i offset =
-          _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(off, alo), _mm256_maddubs_epi16(off, ahi)), ones);
+      const int16_t sum = reinterpret_cast<const int16_t*>(reinterpret_cast<const ActQ8_0*>(a + c * as) + nb)[b];
+      // Each row's four lanes are summed at the end: the offset goes into the first.
+      const __m256i offset = _mm256_blend_epi32(_mm256_setzero_si256(), _mm256_set1_epi32(P::kOffset * sum), 0x11);
       const __m256 da = _mm256_set1_ps(h2f(y->d));
       for (int k = 0; k < 2; ++k) {
         const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo[k], alo), _mm256_maddubs_epi16(hi[k], ahi));

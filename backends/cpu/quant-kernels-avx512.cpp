@@ -262,7 +262,8 @@ struct TileQ6_K {
 // Packed Q4_0 / Q5_0 (BlockQ4_0x4 / BlockQ5_0x4): one 64-byte load is a block of four
 // rows, 128-bit lane group r holding row r. The activation block's two 16-byte halves are
 // broadcast to every group, so dpbusd leaves row r's partial sums in lanes 4r..4r+3; the
-// offset (8, 16 or 128) is folded in as -offset * sum(a), computed once per block for the four rows.
+// offset (8, 16 or 128) is folded in as -offset * sum(a), from the activation row's block
+// sums, in the first lane of each group.
 // The low and high nibbles of four rows' 16 quant bytes each.
 inline void split_nibbles(const uint8_t* qs, __m512i& lo, __m512i& hi) {
   const __m512i raw = _mm512_loadu_si512(qs);
@@ -300,9 +301,9 @@ void packed4_run(int64_t n, float* s, size_t ss, const typename P::Block* g, con
   __m512 acc[C];
 #pragma GCC unroll 4
   for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
-  const __m512i off = _mm512_set1_epi8(static_cast<char>(P::kOffset));
+  const int64_t nb = n / kQK;
   const __m512i expand = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-  for (int64_t b = 0; b < n / kQK; ++b) {
+  for (int64_t b = 0; b < nb; ++b) {
     __m512i lo, hi;
     P::decode(g[b], lo, hi);
     const __m128 d4 = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(g[b].d)));
@@ -310,10 +311,11 @@ void packed4_run(int64_t n, float* s, size_t ss, const typename P::Block* g, con
 #pragma GCC unroll 4
     for (int c = 0; c < C; ++c) {
       const ActQ8_0* y = reinterpret_cast<const ActQ8_0*>(a + c * as) + b;
+      const int16_t sum = reinterpret_cast<const int16_t*>(reinterpret_cast<const ActQ8_0*>(a + c * as) + nb)[b];
       const __m512i alo = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y->qs)));
       const __m512i ahi = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y->qs + 16)));
-      const __m512i offset = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), off, alo), off, ahi);
-      __m512i dot = _mm512_sub_epi32(_mm512_setzero_si512(), offset);
+      // The four lanes of a row's group are summed at the end: the offset goes into one.
+      __m512i dot = _mm512_maskz_set1_epi32(0x1111, -P::kOffset * sum);
       dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(dot, lo, alo), hi, ahi);
       acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(h2f(y->d))), _mm512_cvtepi32_ps(dot), acc[c]);
     }

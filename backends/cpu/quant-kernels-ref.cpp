@@ -38,6 +38,18 @@ float quantize_block_32(const float* x, int8_t* q) {
 
 size_t act_row_bytes_f32(int64_t n) { return static_cast<size_t>(n) * sizeof(float); }
 size_t act_row_bytes_q8_0(int64_t n) { return static_cast<size_t>(n / kQK) * sizeof(ActQ8_0); }
+
+size_t packed_act_row_bytes(int64_t n) { return static_cast<size_t>(n / kQK) * (sizeof(ActQ8_0) + sizeof(int16_t)); }
+
+void add_block_sums(void* row, int64_t n) {
+  const auto* blocks = static_cast<const ActQ8_0*>(row);
+  auto* sums = reinterpret_cast<int16_t*>(static_cast<uint8_t*>(row) + act_row_bytes_q8_0(n));
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    int sum = 0;
+    for (int i = 0; i < kQK; ++i) sum += blocks[b].qs[i];
+    sums[b] = static_cast<int16_t>(sum);  // |sum| <= 32 * 127
+  }
+}
 size_t act_row_bytes_q8_1(int64_t n) { return static_cast<size_t>(n / kQK) * sizeof(ActQ8_1); }
 size_t act_row_bytes_q8_k(int64_t n) { return static_cast<size_t>(n / kQKK) * sizeof(ActQ8_K); }
 

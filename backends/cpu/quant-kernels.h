@@ -36,11 +36,19 @@ struct QuantKernels {
   // rows [0, 4) (rows w_stride bytes apart) to dst, which has their total size.
   void (*pack4)(int64_t n, const void* w_rows, size_t w_stride, void* dst) = nullptr;
   // s[c * s_stride + r] = dot(row r of the packed group, act row c), r < 4, c < n_cols <= kTileCols.
+  // The activation rows are packed_act_rows (below): the SIMD kernels fold the quants'
+  // unsigned offset in through the block sums instead of recomputing them per group.
   void (*vec_dot_packed4)(int64_t n, float* s, size_t s_stride, const void* group, const void* act_rows,
                           size_t act_stride, int n_cols) = nullptr;
 };
 constexpr int kTileRows = 4;
 constexpr int kTileCols = 4;
+
+// An activation row for vec_dot_packed4 (all packed types take Q8_0 activations): its Q8_0
+// blocks, then the sum of each block's 32 quants as int16.
+size_t packed_act_row_bytes(int64_t n);
+// Writes the block sums of the Q8_0 activation row `row` (n elements) after its blocks.
+void add_block_sums(void* row, int64_t n);
 
 // Null when the weight type has no CPU matmul.
 const QuantKernels* kernels_ref(DType weight_type);

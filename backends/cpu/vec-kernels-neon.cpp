@@ -2,9 +2,11 @@
 // degree-6 polynomial, 2^n in the exponent bits), four lanes at a time. Baseline ARMv8.0.
 #include <arm_neon.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "backends/cpu/vec-kernels.h"
+#include "formats/quants.h"
 
 namespace xent::cpu {
 namespace {
@@ -77,7 +79,47 @@ void gelu_neon(int64_t n, float* y, const float* x) {
   }
 }
 
-constexpr VecKernels kNeon = {exp_sum_neon, swiglu_neon, gelu_neon};
+void softmax_neon(float* x, int64_t n, float scale) {
+  float32x4_t vmax = vdupq_n_f32(-INFINITY);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float32x4_t v = vmulq_n_f32(vld1q_f32(x + i), scale);
+    vst1q_f32(x + i, v);
+    vmax = vmaxq_f32(vmax, v);
+  }
+  float max = vmaxvq_f32(vmax);
+  for (; i < n; ++i) {
+    x[i] *= scale;
+    max = std::max(max, x[i]);
+  }
+  const float inv = static_cast<float>(1.0 / exp_sum_neon(x, n, max));
+  for (i = 0; i + 4 <= n; i += 4) vst1q_f32(x + i, vmulq_n_f32(vld1q_f32(x + i), inv));
+  for (; i < n; ++i) x[i] *= inv;
+}
+
+double sum_sq_neon(const float* x, int64_t n) {
+  float64x2_t a0 = vdupq_n_f64(0.0), a1 = vdupq_n_f64(0.0);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float32x4_t v = vld1q_f32(x + i);
+    const float64x2_t lo = vcvt_f64_f32(vget_low_f32(v));
+    const float64x2_t hi = vcvt_high_f64_f32(v);
+    a0 = vfmaq_f64(a0, lo, lo);
+    a1 = vfmaq_f64(a1, hi, hi);
+  }
+  double sum = vaddvq_f64(vaddq_f64(a0, a1));
+  for (; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  return sum;
+}
+
+// The FPCR's default rounding is to nearest even, as f32_to_fp16.
+void to_f16_neon(int64_t n, uint16_t* y, const float* x) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1_u16(y + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(x + i))));
+  for (; i < n; ++i) y[i] = f32_to_fp16(x[i]);
+}
+
+constexpr VecKernels kNeon = {exp_sum_neon, swiglu_neon, gelu_neon, softmax_neon, sum_sq_neon, to_f16_neon};
 
 }  // namespace
 

@@ -1,10 +1,12 @@
 // The reference element-wise kernels and the choice of a SIMD table.
 #include "backends/cpu/vec-kernels.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "backends/cpu/quant-kernels.h"
+#include "formats/quants.h"
 
 namespace xent::cpu {
 namespace {
@@ -32,7 +34,27 @@ void gelu_ref(int64_t n, float* y, const float* x) {
   }
 }
 
-constexpr VecKernels kRef = {exp_sum_ref, swiglu_ref, gelu_ref};
+void softmax_ref(float* x, int64_t n, float scale) {
+  float max = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] *= scale;
+    max = std::max(max, x[i]);
+  }
+  const float inv = static_cast<float>(1.0 / exp_sum_ref(x, n, max));
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+double sum_sq_ref(const float* x, int64_t n) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  return sum;
+}
+
+void to_f16_ref(int64_t n, uint16_t* y, const float* x) {
+  for (int64_t i = 0; i < n; ++i) y[i] = f32_to_fp16(x[i]);
+}
+
+constexpr VecKernels kRef = {exp_sum_ref, swiglu_ref, gelu_ref, softmax_ref, sum_sq_ref, to_f16_ref};
 
 }  // namespace
 

@@ -1,7 +1,7 @@
-// Element-wise float kernels of the CPU ops whose cost is a transcendental per element:
-// softmax's exponentials, SiLU (SwiGLU) and GELU. Each has a reference (std::exp, std::tanh)
-// and, where the CPU has the features, a SIMD version with a polynomial exp that is within
-// a few ulp of std::exp; tests compare the two.
+// Element-wise float kernels of the CPU ops: softmax and its exponentials, SiLU (SwiGLU),
+// GELU, the sum of squares of a norm and the f16 rounding of KV-cache rows. Each has a
+// reference (std::exp, std::tanh, plain loops) and, where the CPU has the features, a SIMD
+// version (exp by a polynomial within a few ulp of std::exp); tests compare the two.
 #pragma once
 #include <cstdint>
 
@@ -14,6 +14,12 @@ struct VecKernels {
   void (*swiglu)(int64_t n, float* y, const float* g, const float* u);
   // y[i] = GELU(x[i]), the tanh form GPT-2 uses.
   void (*gelu)(int64_t n, float* y, const float* x);
+  // x = softmax(scale * x) in place, for scale > 0; -inf entries (masked keys) become 0.
+  void (*softmax)(float* x, int64_t n, float scale);
+  // The sum of x[i]^2 for i < n, accumulated in double.
+  double (*sum_sq)(const float* x, int64_t n);
+  // y[i] = x[i] as f16 bits, rounded to nearest even (formats/quants.h's f32_to_fp16).
+  void (*to_f16)(int64_t n, uint16_t* y, const float* x);
 };
 
 const VecKernels* vec_kernels_ref();

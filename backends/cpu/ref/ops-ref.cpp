@@ -124,11 +124,14 @@ void rms_norm(const Tensor& dst, const OpContext& ctx) {
   for_rows(dst, ctx, [&](int64_t i1, int64_t i2, int64_t i3) {
     const float* px = row_f32(x, i1, i2, i3);
     float* pd = row_f32(dst, i1, i2, i3);
-    double sum_sq = 0;
-    for (int64_t i = 0; i < n; ++i) sum_sq += static_cast<double>(px[i]) * px[i];
+    const double sum_sq = ctx.vec->sum_sq(px, n);
     const float scale = 1.0f / std::sqrt(static_cast<float>(sum_sq / n) + eps);
-    const float* pw = w ? static_cast<const float*>(w->data) : nullptr;
-    for (int64_t i = 0; i < n; ++i) pd[i] = px[i] * scale * (pw ? pw[i] : 1.0f);
+    if (w) {
+      const float* pw = static_cast<const float*>(w->data);
+      for (int64_t i = 0; i < n; ++i) pd[i] = px[i] * scale * pw[i];
+    } else {
+      for (int64_t i = 0; i < n; ++i) pd[i] = px[i] * scale;
+    }
   });
 }
 
@@ -159,19 +162,32 @@ void rope(const Tensor& dst, const OpContext& ctx) {
   const bool neox = dst.i_params[kRopeMode] == kRopeModeNeox;
   const float base = dst.f_params[0], freq_scale = dst.f_params[1];
   const int64_t hd = dst.ne[0];
+  const int32_t half = n_dims / 2;
+  // This thread's scratch: the frequencies, then cos and sin of the position whose rows it
+  // is on (rows of one token's heads are consecutive, so they share them).
+  float* freq = reinterpret_cast<float*>(ctx.work) + static_cast<int64_t>(ctx.ith) * 3 * half;
+  float* cos_t = freq + half;
+  float* sin_t = cos_t + half;
+  for (int32_t i = 0; i < half; ++i) freq[i] = std::pow(base, -2.0f * static_cast<float>(i) / n_dims);
+  int64_t cached_token = -1;
   for_rows(dst, ctx, [&](int64_t i1, int64_t i2, int64_t i3) {
+    if (i2 != cached_token) {
+      const float p = static_cast<float>(pos[i2]) * freq_scale;
+      for (int32_t i = 0; i < half; ++i) {
+        const float theta = p * freq[i];
+        cos_t[i] = std::cos(theta);
+        sin_t[i] = std::sin(theta);
+      }
+      cached_token = i2;
+    }
     const float* px = row_f32(x, i1, i2, i3);
     float* pd = row_f32(dst, i1, i2, i3);
-    const float p = static_cast<float>(pos[i2]) * freq_scale;
-    const int32_t half = n_dims / 2;
     for (int32_t i = 0; i < half; ++i) {
-      const float theta = p * std::pow(base, -2.0f * static_cast<float>(i) / n_dims);
-      const float c = std::cos(theta), s = std::sin(theta);
       const int64_t a = neox ? i : 2 * i;
       const int64_t b = neox ? i + half : 2 * i + 1;
       const float x0 = px[a], x1 = px[b];
-      pd[a] = x0 * c - x1 * s;
-      pd[b] = x0 * s + x1 * c;
+      pd[a] = x0 * cos_t[i] - x1 * sin_t[i];
+      pd[b] = x0 * sin_t[i] + x1 * cos_t[i];
     }
     for (int64_t i = n_dims; i < hd; ++i) pd[i] = px[i];
   });
@@ -199,10 +215,8 @@ void attention(const Tensor& dst, OpContext& ctx) {
                                              (n_past + t) * kc.nb[2]);
       auto* cv = reinterpret_cast<uint16_t*>(static_cast<uint8_t*>(vc.data) + h * vc.nb[1] +
                                              (n_past + t) * vc.nb[2]);
-      for (int64_t i = 0; i < hd; ++i) {
-        ck[i] = f32_to_fp16(pk[i]);
-        cv[i] = f32_to_fp16(pv[i]);
-      }
+      ctx.vec->to_f16(hd, ck, pk);
+      ctx.vec->to_f16(hd, cv, pv);
     }
   }
   ctx.barrier();
@@ -222,18 +236,10 @@ void attention(const Tensor& dst, OpContext& ctx) {
     const float* mrow = mask ? row_f32(*mask, t) : nullptr;
     const int64_t n_keys = mask ? n_past + n_tok : n_past + t + 1;
     kf->dot_rows(hd, scores, pq, static_cast<const uint8_t*>(kc.data) + kvh * kc.nb[1], kc.nb[2], n_keys);
-    float max_score = -INFINITY;
-    for (int64_t j = 0; j < n_keys; ++j) {
-      if (mrow && j >= n_past && mrow[j - n_past] != 0.0f) {
-        scores[j] = -INFINITY;
-        continue;
-      }
-      scores[j] *= scale;
-      max_score = std::max(max_score, scores[j]);
-    }
-    const double sum = ctx.vec->exp_sum(scores, n_keys, max_score);
-    const float inv = static_cast<float>(1.0 / sum);
-    for (int64_t j = 0; j < n_keys; ++j) scores[j] *= inv;
+    if (mrow)
+      for (int64_t u = 0; u < n_tok; ++u)
+        if (mrow[u] != 0.0f) scores[n_past + u] = -INFINITY;
+    ctx.vec->softmax(scores, n_keys, scale);
     kf->weighted_sum(hd, row_f32(dst, t) + h * hd, scores, static_cast<const uint8_t*>(vc.data) + kvh * vc.nb[1],
                      vc.nb[2], n_keys);
   }
@@ -298,12 +304,17 @@ size_t work_bytes(const Tensor& node, int n_threads) {
       const QuantKernels* k = kernels_ref(node.src[0]->type);
       if (!k) return 0;
       if (k->act_type == DType::F32) return kMulMatCounterBytes;
-      return kMulMatCounterBytes +
-             k->act_row_bytes(node.src[1]->ne[0]) * static_cast<size_t>(node.src[1]->ne[1]);
+      // Q8_0 rows may carry their block sums (weights repacked).
+      const int64_t n_in = node.src[1]->ne[0];
+      const size_t row = k->act_type == DType::Q8_0 ? packed_act_row_bytes(n_in) : k->act_row_bytes(n_in);
+      return kMulMatCounterBytes + row * static_cast<size_t>(node.src[1]->ne[1]);
     }
     case Op::Attention:
       return sizeof(float) * static_cast<size_t>(n_threads) *
              static_cast<size_t>(node.src[3]->ne[2] + node.src[0]->ne[0]);
+    case Op::Rope:  // per thread: frequencies, cos and sin of n_dims / 2 each
+      return sizeof(float) * static_cast<size_t>(n_threads) * 3 *
+             static_cast<size_t>(node.i_params[kRopeNDims] / 2);
     default:
       return 0;
   }

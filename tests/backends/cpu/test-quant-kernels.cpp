@@ -513,9 +513,14 @@ TEST_CASE("repacked Q4_0 / Q5_0 rows: the packed dot equals vec_dot per row, for
       REQUIRE(packed != w);  // the layout did change
       std::vector<std::vector<uint8_t>> acts;
       for (int c = 0; c < kTileCols; ++c) acts.push_back(quantize_act(ref, random_activations(n, rng)));
-      const size_t act_row = acts[0].size();
+      // Packed activation rows: the blocks, then their sums.
+      const size_t act_row = packed_act_row_bytes(n);
       std::vector<uint8_t> act_rows;
-      for (const auto& a : acts) act_rows.insert(act_rows.end(), a.begin(), a.end());
+      for (const auto& a : acts) {
+        act_rows.insert(act_rows.end(), a.begin(), a.end());
+        act_rows.resize(act_rows.size() + act_row - a.size());
+        add_block_sums(act_rows.data() + act_rows.size() - act_row, n);
+      }
       // The packed reference follows the definition; the table's kernel (where this CPU has
       // one) must agree with both it and vec_dot.
       std::vector<const QuantKernels*> tables = {nullptr};

@@ -1,6 +1,7 @@
-// The element-wise kernels (softmax exponentials, SiLU/SwiGLU, GELU): the reference against
-// the formulas in double precision, the SIMD table against the reference over the whole
-// range the ops see, including -inf, huge and tiny inputs and lengths with SIMD tails.
+// The element-wise kernels (softmax and its exponentials, SiLU/SwiGLU, GELU, sum of squares,
+// f16 rounding): every table against the formulas in double precision (f16 rounding
+// against formats/quants' converter, bit for bit) over the whole range the ops see,
+// including -inf, huge and tiny inputs and lengths with SIMD tails.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -11,6 +12,7 @@
 
 #include "backends/cpu/quant-kernels.h"
 #include "backends/cpu/vec-kernels.h"
+#include "formats/quants.h"
 
 using namespace xent::cpu;
 
@@ -50,8 +52,8 @@ TEST_CASE("element-wise kernels: every table against the formulas", "[cpu][kerne
       const double sum = k->exp_sum(e.data(), n, shift);
       for (size_t i = 0; i < x.size(); ++i) {
         INFO("exp(" << x[i] << " - " << shift << ")");
-        // Relative 1e-6 where the result is a normal float; below e^-87 it may flush to 0.
-        CHECK(std::abs(e[i] - want[i]) <= 1e-6 * want[i] + 1.2e-38);
+        // Relative 1e-6; below e^-87 (1.65e-38) the SIMD exp flushes to 0.
+        CHECK(std::abs(e[i] - want[i]) <= 1e-6 * want[i] + 1.7e-38);
       }
       CHECK(std::abs(sum - want_sum) <= 1e-6 * want_sum + 1e-37);
 
@@ -73,6 +75,44 @@ TEST_CASE("element-wise kernels: every table against the formulas", "[cpu][kerne
         const double want_g = gelu_d(gx[i]);
         // 1 - 2/(e^2z + 1) and x / (1 + e^-2z) lose a few ulp of x where GELU(x) nears 0.
         CHECK(std::abs(y[i] - want_g) <= 1e-6 * std::abs(want_g) + 2e-7 * std::abs(gx[i]) + 1e-37);
+      }
+
+      // Softmax of scaled scores, some masked (-inf), as attention calls it.
+      std::vector<float> sc = inputs(n, 30.0f, rng);
+      for (size_t i = 1; i < sc.size(); i += 4) sc[i] = -std::numeric_limits<float>::infinity();
+      const float scale = 0.125f;
+      double s_max = -INFINITY, s_sum = 0;
+      for (float v : sc) s_max = std::max(s_max, double(v) * scale);
+      for (float v : sc) s_sum += std::exp(double(v) * scale - s_max);
+      std::vector<float> p = sc;
+      k->softmax(p.data(), n, scale);
+      double total = 0;
+      for (size_t i = 0; i < sc.size(); ++i) {
+        INFO("softmax entry " << i << " of score " << sc[i]);
+        const double want_p = std::exp(double(sc[i]) * scale - s_max) / s_sum;
+        CHECK(std::abs(p[i] - want_p) <= 2e-6 * want_p + 1e-37);
+        total += p[i];
+      }
+      CHECK(std::abs(total - 1.0) < 1e-5);
+
+      // Sum of squares, against double arithmetic.
+      const std::vector<float> q = inputs(n, 50.0f, rng);
+      double want_sq = 0;
+      for (float v : q) want_sq += double(v) * v;
+      CHECK(std::abs(k->sum_sq(q.data(), n) - want_sq) <= 1e-12 * want_sq);
+
+      // f16 rounding: the same bits as the converter every file reader uses, including
+      // ties, subnormals, overflow to infinity and infinities.
+      std::vector<float> h = inputs(n, 70000.0f, rng);
+      const float hs[] = {1.0f + 1.0f / 2048, 1.0f + 3.0f / 2048, 65504.0f, 65520.0f, 1e-6f, -3e-8f,
+                          std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()};
+      for (size_t i = 0; i < h.size() && i < std::size(hs); ++i) h[(i * 7 + 1) % h.size()] = hs[i];
+      for (size_t i = 0; i < h.size(); i += 3) h[i] *= 1e-4f;
+      std::vector<uint16_t> bits(h.size());
+      k->to_f16(n, bits.data(), h.data());
+      for (size_t i = 0; i < h.size(); ++i) {
+        INFO("to_f16(" << h[i] << ")");
+        CHECK(bits[i] == xent::f32_to_fp16(h[i]));
       }
     }
   }
