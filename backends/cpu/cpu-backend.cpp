@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string>
 
+#include "backends/cpu/mul-mat.h"
 #include "backends/cpu/ops.h"
 #include "backends/cpu/packed-weights.h"
 #include "backends/cpu/thread-pool.h"
@@ -65,18 +66,41 @@ void CpuBackend::compute(const std::vector<Tensor*>& nodes) {
   for (const Tensor* t : nodes) need = std::max(need, work_bytes(*t, n_threads_));
   if (work_.size() < need) work_.resize(need);
 
+  OpContext base;
+  base.work = work_.data();
+  base.kernels = use_reference_ ? kernels_ref : kernels_best;
+  base.vec = use_reference_ ? vec_kernels_ref() : vec_kernels_best();
+  base.packed = use_reference_ ? nullptr : packed_.get();
+
+  // Steps: matmuls of one activation tensor (views between them compute nothing) share a
+  // step; the reference path keeps one node per step.
+  steps_.clear();
+  for (size_t i = 0; i < nodes.size();) {
+    if (nodes[i]->op == Op::View) {
+      ++i;
+      continue;
+    }
+    Step st{&nodes[i], 1};
+    size_t j = i + 1;
+    if (!use_reference_ && nodes[i]->op == Op::MulMat) {
+      // Members must be adjacent in `nodes` (the group is a span of it): stop at a view.
+      while (j < nodes.size() && st.n < kMaxMulMatGroup && mul_mat_groupable(*nodes[i], *nodes[j], base)) {
+        ++st.n;
+        ++j;
+      }
+    }
+    steps_.push_back(st);
+    i = j;
+  }
+
   auto run = [&](int ith, int nth, void (*barrier)()) {
-    OpContext ctx;
+    OpContext ctx = base;
     ctx.ith = ith;
     ctx.nth = nth;
-    ctx.work = work_.data();
     ctx.barrier = barrier;
-    ctx.kernels = use_reference_ ? kernels_ref : kernels_best;
-    ctx.vec = use_reference_ ? vec_kernels_ref() : vec_kernels_best();
-    ctx.packed = use_reference_ ? nullptr : packed_.get();
-    for (const Tensor* t : nodes) {
-      if (t->op == Op::View) continue;
-      compute_node(*t, ctx);
+    for (const Step& st : steps_) {
+      if (st.n > 1) mul_mat_tiled_group(st.nodes, st.n, ctx);
+      else compute_node(*st.nodes[0], ctx);
       ctx.barrier();
     }
   };

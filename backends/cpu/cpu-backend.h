@@ -31,12 +31,21 @@ class CpuBackend final : public Backend {
   // place of the originals; ignored by the reference kernels.
   void set_packed_weights(std::shared_ptr<const PackedWeights> p) { packed_ = std::move(p); }
   bool uses_reference_kernels() const { return use_reference_; }
+  // Steps (each one barrier) of the last compute(): nodes less views, less grouped matmuls.
+  size_t n_steps() const { return steps_.size(); }
 
  private:
   int n_threads_;
   bool use_reference_;
   std::vector<uint8_t> work_;
   std::shared_ptr<const PackedWeights> packed_;
+  // What compute() runs, each followed by a barrier: one node, or a group of matmuls of
+  // the same activations (mul-mat.h). Kept between calls so a step allocates nothing.
+  struct Step {
+    const Tensor* const* nodes;  // into the compute() argument
+    int n;
+  };
+  std::vector<Step> steps_;
   // Without OpenMP: started on the first multi-threaded compute(), grown when
   // set_n_threads asks for more threads than it has.
   std::unique_ptr<ThreadPool> pool_;

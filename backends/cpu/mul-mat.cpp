@@ -28,31 +28,71 @@ int64_t chunk_rows(int64_t n_out, int64_t n_tok, int nth) {
 
 }  // namespace
 
+bool mul_mat_groupable(const Tensor& a, const Tensor& b, const OpContext& ctx) {
+  if (a.op != Op::MulMat || b.op != Op::MulMat) return false;
+  const Tensor& xa = *a.src[1];
+  const Tensor& xb = *b.src[1];
+  if (xa.data != xb.data || xa.ne[0] != xb.ne[0] || xa.ne[1] != xb.ne[1] || xa.nb[1] != xb.nb[1]) return false;
+  // The same activation format, made by the same function.
+  const QuantKernels* ka = ctx.kernels(a.src[0]->type);
+  const QuantKernels* kb = ctx.kernels(b.src[0]->type);
+  if (ka->act_type != kb->act_type || ka->quantize_act != kb->quantize_act) return false;
+  // b must not read what a writes (it cannot: both read only weights and x, but a view of
+  // a's output as x would) nor write over x.
+  const auto* x0 = static_cast<const uint8_t*>(xa.data);
+  const auto* x1 = x0 + xa.n_bytes();
+  for (const Tensor* d : {&a, &b}) {
+    const auto* d0 = static_cast<const uint8_t*>(d->data);
+    if (d0 < x1 && x0 < d0 + d->n_bytes()) return false;
+  }
+  return true;
+}
+
 void mul_mat_tiled(const Tensor& dst, OpContext& ctx) {
-  const Tensor& w = *dst.src[0];
-  const Tensor& x = *dst.src[1];
-  const QuantKernels* k = ctx.kernels(w.type);
-  const int64_t n_in = w.ne[0], n_out = w.ne[1], n_tok = x.ne[1];
+  const Tensor* one = &dst;
+  mul_mat_tiled_group(&one, 1, ctx);
+}
+
+void mul_mat_tiled_group(const Tensor* const* dsts, int n_dst, OpContext& ctx) {
+  const Tensor& x = *dsts[0]->src[1];
+  const QuantKernels* k0 = ctx.kernels(dsts[0]->src[0]->type);
+  const int64_t n_in = x.ne[0], n_tok = x.ne[1];
+
+  // Per matmul: its kernels, its repacked weights (groups of four rows; chunks are multiples
+  // of four rows, and only weights with a multiple of four rows are packed) and its chunks.
+  struct Member {
+    const QuantKernels* k;
+    const uint8_t* packed;
+    int64_t rows, n_chunks;
+  };
+  Member m[kMaxMulMatGroup];
+  bool any_packed = false;
+  int64_t n_chunks = 0;
+  for (int i = 0; i < n_dst; ++i) {
+    const Tensor& w = *dsts[i]->src[0];
+    m[i].k = ctx.kernels(w.type);
+    m[i].packed = ctx.packed && m[i].k->vec_dot_packed4 ? ctx.packed->find(w.data) : nullptr;
+    any_packed = any_packed || m[i].packed;
+    m[i].rows = chunk_rows(w.ne[1], n_tok, ctx.nth);
+    m[i].n_chunks = (w.ne[1] + m[i].rows - 1) / m[i].rows;
+    n_chunks += m[i].n_chunks;
+  }
 
   // The counter of the next free chunk; thread i starts on chunk i without claiming it.
   std::atomic_ref<int64_t> next(*reinterpret_cast<int64_t*>(ctx.work));
   uint8_t* act_base = ctx.work + kMulMatCounterBytes;
 
-  // Repacked weights: groups of four rows (chunks are multiples of four rows, and only
-  // weights with a multiple of four rows are packed).
-  const uint8_t* packed = ctx.packed && k->vec_dot_packed4 ? ctx.packed->find(w.data) : nullptr;
-
-  // Phase 1: activations into the weight type's activation format, once per matmul (with
-  // their block sums for the packed kernels).
-  const bool direct = k->act_type == DType::F32;
-  const size_t act_stride = direct ? x.nb[1] : packed ? packed_act_row_bytes(n_in) : k->act_row_bytes(n_in);
+  // Phase 1: activations into the weights' activation format, once for the group (with
+  // their block sums where a packed kernel will read them).
+  const bool direct = k0->act_type == DType::F32;
+  const size_t act_stride = direct ? x.nb[1] : any_packed ? packed_act_row_bytes(n_in) : k0->act_row_bytes(n_in);
   if (!direct) {
     int64_t first, last;
     split(n_tok, ctx.ith, ctx.nth, &first, &last);
     for (int64_t j = first; j < last; ++j) {
-      k->quantize_act(reinterpret_cast<const float*>(static_cast<const uint8_t*>(x.data) + j * x.nb[1]),
-                      act_base + j * act_stride, n_in);
-      if (packed) add_block_sums(act_base + j * act_stride, n_in);
+      k0->quantize_act(reinterpret_cast<const float*>(static_cast<const uint8_t*>(x.data) + j * x.nb[1]),
+                       act_base + j * act_stride, n_in);
+      if (any_packed) add_block_sums(act_base + j * act_stride, n_in);
     }
   }
   if (ctx.nth > 1) {
@@ -61,40 +101,45 @@ void mul_mat_tiled(const Tensor& dst, OpContext& ctx) {
   }
   const uint8_t* act = direct ? static_cast<const uint8_t*>(x.data) : act_base;
 
-  // Phase 2: chunks of weight rows, each over all tokens.
-  const auto* wdata = static_cast<const uint8_t*>(w.data);
-  auto* out = static_cast<float*>(dst.data);
-  const size_t w_stride = w.nb[1];
-  const size_t s_stride = dst.nb[1] / sizeof(float);
-  const int64_t rows = chunk_rows(n_out, n_tok, ctx.nth);
-  const int64_t n_chunks = (n_out + rows - 1) / rows;
+  // Phase 2: chunks of weight rows, each over all tokens; chunk numbers run through the
+  // members in order.
   for (int64_t c = ctx.ith; c < n_chunks;) {
-    const int64_t i0 = c * rows, i1 = std::min(n_out, i0 + rows);
-    if (packed) {
+    int i = 0;
+    int64_t local = c;
+    while (local >= m[i].n_chunks) local -= m[i++].n_chunks;
+    const Tensor& dst = *dsts[i];
+    const Tensor& w = *dst.src[0];
+    const QuantKernels* k = m[i].k;
+    const int64_t n_out = w.ne[1];
+    const auto* wdata = static_cast<const uint8_t*>(w.data);
+    auto* out = static_cast<float*>(dst.data);
+    const size_t w_stride = w.nb[1];
+    const size_t s_stride = dst.nb[1] / sizeof(float);
+    const int64_t i0 = local * m[i].rows, i1 = std::min(n_out, i0 + m[i].rows);
+    if (const uint8_t* packed = m[i].packed) {
       for (int64_t j = 0; j < n_tok; j += kTileCols) {
         const int nc = static_cast<int>(std::min<int64_t>(kTileCols, n_tok - j));
-        for (int64_t i = i0; i < i1; i += 4)
-          k->vec_dot_packed4(n_in, out + j * s_stride + i, s_stride, packed + i * w_stride, act + j * act_stride,
+        for (int64_t r = i0; r < i1; r += 4)
+          k->vec_dot_packed4(n_in, out + j * s_stride + r, s_stride, packed + r * w_stride, act + j * act_stride,
                              act_stride, nc);
       }
-      c = ctx.nth > 1 ? next.fetch_add(1, std::memory_order_relaxed) : c + 1;
-      continue;
-    }
-    for (int64_t j = 0; j < n_tok; j += kTileCols) {
-      const int nc = static_cast<int>(std::min<int64_t>(kTileCols, n_tok - j));
-      const uint8_t* a = act + j * act_stride;
-      for (int64_t i = i0; i < i1; i += kTileRows) {
-        const int nr = static_cast<int>(std::min<int64_t>(kTileRows, i1 - i));
-        float* s = out + j * s_stride + i;
-        const uint8_t* wr = wdata + i * w_stride;
-        // One token: a plain row-after-row walk. Measured on a streaming 49152 x 576 matrix,
-        // interleaving 4 rows cut the bandwidth the prefetchers reach by 1.5-3x.
-        if (k->vec_dot_tile && n_tok > 1) {
-          k->vec_dot_tile(n_in, s, s_stride, wr, w_stride, a, act_stride, nr, nc);
-        } else {
-          for (int cc = 0; cc < nc; ++cc)
-            for (int r = 0; r < nr; ++r)
-              k->vec_dot(n_in, s + cc * s_stride + r, wr + r * w_stride, a + cc * act_stride);
+    } else {
+      for (int64_t j = 0; j < n_tok; j += kTileCols) {
+        const int nc = static_cast<int>(std::min<int64_t>(kTileCols, n_tok - j));
+        const uint8_t* a = act + j * act_stride;
+        for (int64_t r = i0; r < i1; r += kTileRows) {
+          const int nr = static_cast<int>(std::min<int64_t>(kTileRows, i1 - r));
+          float* s = out + j * s_stride + r;
+          const uint8_t* wr = wdata + r * w_stride;
+          // One token: a plain row-after-row walk. Measured on a streaming 49152 x 576 matrix,
+          // interleaving 4 rows cut the bandwidth the prefetchers reach by 1.5-3x.
+          if (k->vec_dot_tile && n_tok > 1) {
+            k->vec_dot_tile(n_in, s, s_stride, wr, w_stride, a, act_stride, nr, nc);
+          } else {
+            for (int cc = 0; cc < nc; ++cc)
+              for (int rr = 0; rr < nr; ++rr)
+                k->vec_dot(n_in, s + cc * s_stride + rr, wr + rr * w_stride, a + cc * act_stride);
+          }
         }
       }
     }

@@ -14,4 +14,12 @@ constexpr size_t kMulMatCounterBytes = 64;
 // ctx.work must hold kMulMatCounterBytes plus the quantized activations (work_bytes).
 void mul_mat_tiled(const Tensor& dst, OpContext& ctx);
 
+// Up to kMaxMulMatGroup matmuls of the same activations (Q, K and V of one norm output; gate
+// and up): the activations are quantized once and the threads claim chunks of all their
+// weight rows from one counter, so the group costs one barrier instead of one per matmul.
+// mul_mat_groupable(a, b): b may join a group that a is in.
+constexpr int kMaxMulMatGroup = 4;
+bool mul_mat_groupable(const Tensor& a, const Tensor& b, const OpContext& ctx);
+void mul_mat_tiled_group(const Tensor* const* dsts, int n, OpContext& ctx);
+
 }  // namespace xent::cpu

@@ -3,10 +3,14 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <deque>
+#include <memory>
 #include <random>
 #include <vector>
 
 #include "backends/cpu/cpu-backend.h"
+#include "backends/cpu/packed-weights.h"
+#include "backends/cpu/quant-kernels.h"
 #include "formats/quants.h"
 #include "runtime/tensor.h"
 
@@ -86,6 +90,52 @@ TEST_CASE("tiled mul_mat equals the reference loop", "[cpu][kernels]") {
             }
           }
         }
+      }
+    }
+  }
+}
+
+TEST_CASE("matmuls of the same activations run as one group with the results of each alone",
+          "[cpu][kernels]") {
+  std::mt19937 rng(11);
+  // Q and K of one input in Q4_0 and Q5_0 (both repacked where the CPU has the kernels) and V
+  // in Q8_0; and a K-quant group as Q4_K_M files mix them (Q4_K gate, Q6_K up).
+  const std::vector<std::vector<DType>> groups = {{DType::Q4_0, DType::Q5_0, DType::Q8_0},
+                                                 {DType::Q4_K, DType::Q6_K}};
+  for (const auto& types : groups) {
+    const int64_t n_in = 512;
+    for (int64_t n_tok : {int64_t{1}, int64_t{6}}) {
+      std::deque<Case> cases;
+      auto packed = std::make_shared<cpu::PackedWeights>();
+      std::vector<std::vector<uint8_t>> packed_bytes;
+      for (size_t m = 0; m < types.size(); ++m) {
+        Case& c = cases.emplace_back();
+        make_case(c, types[m], n_in, 64 + 4 * static_cast<int64_t>(m), n_tok, rng);
+        if (m > 0) c.dst.src[1] = &cases.front().x;  // one activation tensor for all
+        const cpu::QuantKernels* k = cpu::kernels_best(types[m]);
+        if (k->pack4) {
+          std::vector<uint8_t>& pb = packed_bytes.emplace_back(c.w_bytes.size());
+          const size_t row = c.w.nb[1];
+          for (int64_t r = 0; r < c.w.ne[1]; r += 4) k->pack4(n_in, c.w_bytes.data() + r * row, row, pb.data() + r * row);
+          packed->by_data[c.w.data] = pb.data();
+        }
+      }
+      for (int n_threads : {1, 2, 3}) {
+        INFO(dtype_name(types[0]) << " group, n_tok " << n_tok << ", threads " << n_threads);
+        cpu::CpuBackend be(n_threads);
+        be.set_packed_weights(packed);
+        std::vector<std::vector<float>> alone;
+        for (Case& c : cases) alone.push_back(run(be, c));
+        std::vector<std::vector<float>> grouped(cases.size());
+        std::vector<Tensor*> nodes;
+        for (size_t m = 0; m < cases.size(); ++m) {
+          grouped[m].assign(static_cast<size_t>(cases[m].dst.ne[0] * n_tok), NAN);
+          cases[m].dst.data = grouped[m].data();
+          nodes.push_back(&cases[m].dst);
+        }
+        be.compute(nodes);
+        CHECK(be.n_steps() == 1);
+        for (size_t m = 0; m < cases.size(); ++m) CHECK(grouped[m] == alone[m]);  // bit for bit
       }
     }
   }
