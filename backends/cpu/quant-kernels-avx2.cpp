@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "backends/cpu/quant-kernels-internal.h"
+#include "backends/cpu/quant-kernels-packed256-impl.h"
 #include "formats/quants.h"
 
 namespace xent::cpu {
@@ -277,83 +278,15 @@ void weighted_sum_f16_avx2(int64_t n, float* y, const float* p, const void* vrow
   }
 }
 
-// ---- repacked Q4_0 / Q5_0 (BlockQ4_0x4 / BlockQ5_0x4) ----
-// A 256-bit load is a block of two rows (128-bit lane each); the activation block's two
-// halves are broadcast to both lanes, so maddubs + madd leave row 2k's sums in lanes 0..3
-// and row 2k+1's in lanes 4..7. The offset (8 or 16) is subtracted as offset * sum(a),
-// from the activation row's block sums. |nibble * a| pairs fit int16
-// (2 * 31 * 127 < 32768 with the fifth bit).
-struct Packed2Q4_0 {
-  using Block = BlockQ4_0x4;
-  static constexpr int kOffset = 8;
-  static void fifth_bits(const Block&, int, __m256i&, __m256i&) {}
-};
-inline __m256i expand_u32(uint32_t bits) { return expand_bits(reinterpret_cast<const uint8_t*>(&bits)); }
-struct Packed2Q5_0 {
-  using Block = BlockQ5_0x4;
-  static constexpr int kOffset = 16;
-  // Rows 2k and 2k + 1: bits 32k .. 32k + 31 of each mask, one per byte.
-  static void fifth_bits(const Block& b, int k, __m256i& lo, __m256i& hi) {
-    lo = _mm256_or_si256(lo, _mm256_and_si256(expand_u32(static_cast<uint32_t>(b.hbits[0] >> (32 * k))),
-                                              _mm256_set1_epi8(16)));
-    hi = _mm256_or_si256(hi, _mm256_and_si256(expand_u32(static_cast<uint32_t>(b.hbits[1] >> (32 * k))),
-                                              _mm256_set1_epi8(16)));
+// ---- repacked Q4_0 / Q5_0 (quant-kernels-packed256-impl.h) ----
+// maddubs + madd: |nibble * a| pairs fit int16 (2 * 31 * 127 < 32768 with the fifth bit);
+// Q8_0's unsigned quants would not, so it has no packed kernel at this tier.
+struct DotMaddubs {
+  static __m256i run(__m256i init, __m256i lo, __m256i alo, __m256i hi, __m256i ahi) {
+    const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo, alo), _mm256_maddubs_epi16(hi, ahi));
+    return _mm256_add_epi32(init, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
   }
 };
-
-template <class P, int C>
-void packed4_avx2_run(int64_t n, float* s, size_t ss, const typename P::Block* g, const uint8_t* a, size_t as) {
-  __m256 acc[C][2];
-  for (int c = 0; c < C; ++c) acc[c][0] = acc[c][1] = _mm256_setzero_ps();
-  const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-  const int64_t nb = n / kQK;
-  const __m256i pick01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), pick23 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
-  for (int64_t b = 0; b < nb; ++b) {
-    __m256i lo[2], hi[2];
-    for (int k = 0; k < 2; ++k) {
-      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g[b].qs[2 * k]));
-      lo[k] = _mm256_and_si256(raw, m4);
-      hi[k] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
-      P::fifth_bits(g[b], k, lo[k], hi[k]);
-    }
-    const __m256 d4 = _mm256_castps128_ps256(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(g[b].d))));
-    const __m256 dw[2] = {_mm256_permutevar8x32_ps(d4, pick01), _mm256_permutevar8x32_ps(d4, pick23)};
-#pragma GCC unroll 4
-    for (int c = 0; c < C; ++c) {
-      const ActQ8_0* y = reinterpret_cast<const ActQ8_0*>(a + c * as) + b;
-      const __m256i alo = _mm256_broadcastsi128_si256(load16(y->qs));
-      const __m256i ahi = _mm256_broadcastsi128_si256(load16(y->qs + 16));
-      const int16_t sum = reinterpret_cast<const int16_t*>(reinterpret_cast<const ActQ8_0*>(a + c * as) + nb)[b];
-      // Each row's four lanes are summed at the end: the offset goes into the first.
-      const __m256i offset = _mm256_blend_epi32(_mm256_setzero_si256(), _mm256_set1_epi32(P::kOffset * sum), 0x11);
-      const __m256 da = _mm256_set1_ps(h2f(y->d));
-      for (int k = 0; k < 2; ++k) {
-        const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo[k], alo), _mm256_maddubs_epi16(hi[k], ahi));
-        const __m256i dot = _mm256_sub_epi32(_mm256_madd_epi16(pairs, ones), offset);
-        acc[c][k] = _mm256_fmadd_ps(_mm256_mul_ps(dw[k], da), _mm256_cvtepi32_ps(dot), acc[c][k]);
-      }
-    }
-  }
-  for (int c = 0; c < C; ++c) {
-    // Lanes 0..3 and 4..7 of acc[c][k] are rows 2k and 2k + 1.
-    const __m128 r01 = _mm_hadd_ps(_mm256_castps256_ps128(acc[c][0]), _mm256_extractf128_ps(acc[c][0], 1));
-    const __m128 r23 = _mm_hadd_ps(_mm256_castps256_ps128(acc[c][1]), _mm256_extractf128_ps(acc[c][1], 1));
-    _mm_storeu_ps(s + c * ss, _mm_hadd_ps(r01, r23));
-  }
-}
-
-template <class P>
-void vec_dot_packed4_avx2(int64_t n, float* s, size_t ss, const void* group, const void* act, size_t as, int nc) {
-  const auto* g = static_cast<const typename P::Block*>(group);
-  const auto* a = static_cast<const uint8_t*>(act);
-  switch (nc) {
-    case 1: return packed4_avx2_run<P, 1>(n, s, ss, g, a, as);
-    case 2: return packed4_avx2_run<P, 2>(n, s, ss, g, a, as);
-    case 3: return packed4_avx2_run<P, 3>(n, s, ss, g, a, as);
-    case 4: return packed4_avx2_run<P, 4>(n, s, ss, g, a, as);
-    default: break;
-  }
-}
 
 // ---- 32-blocks ----
 
@@ -879,10 +812,10 @@ constexpr QuantKernels kAvx2[] = {
     {DType::BF16, DType::F32, act_row_bytes_f32, quantize_act_f32,
      vec_dot_half_avx2<load_bf16x8, bf16_bits_to_f32>},
     {DType::Q4_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_avx2, vec_dot_q4_0_avx2,
-     dispatch_tile<TileQ4_0>, nullptr, nullptr, pack4_q4_0, vec_dot_packed4_avx2<Packed2Q4_0>},
+     dispatch_tile<TileQ4_0>, nullptr, nullptr, pack4_q4_0, vec_dot_packed256<Packed256Q4_0, DotMaddubs>},
     {DType::Q4_1, DType::Q8_1, act_row_bytes_q8_1, quantize_act_q8_1_avx2, vec_dot_q4_1_avx2},
     {DType::Q5_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_avx2, vec_dot_q5_0_avx2,
-     dispatch_tile<TileQ5_0>, nullptr, nullptr, pack4_q5_0, vec_dot_packed4_avx2<Packed2Q5_0>},
+     dispatch_tile<TileQ5_0>, nullptr, nullptr, pack4_q5_0, vec_dot_packed256<Packed256Q5_0, DotMaddubs>},
     {DType::Q5_1, DType::Q8_1, act_row_bytes_q8_1, quantize_act_q8_1_avx2, vec_dot_q5_1_avx2},
     {DType::Q8_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_avx2, vec_dot_q8_0_avx2,
      dispatch_tile<TileQ8_0>},

@@ -114,6 +114,8 @@ const QuantKernels* kernels_avx2(DType weight_type);
 // quant-kernels-avx512.cpp (AVX-512 F/BW/VL + VNNI): call only where the CPU reports them.
 // Null for types it does not cover (use kernels_avx2); the other entries are AVX2's.
 const QuantKernels* kernels_avx512(DType weight_type);
+// AVX-VNNI (256-bit): the packed Q4_0 / Q5_0 / Q8_0 kernels; null for other types.
+const QuantKernels* kernels_avxvnni(DType weight_type);
 #endif
 #if defined(__aarch64__)
 #define XENT_CPU_HAVE_NEON_KERNELS 1

@@ -34,13 +34,22 @@ constexpr QuantKernels kRef[] = {
     {DType::Q6_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_ref, vec_dot_q6_k_ref},
 };
 
-enum class Level { scalar, avx2, avx512, neon, neon_dotprod };
+enum class Level { scalar, avx2, avxvnni, avx512, neon, neon_dotprod };
 
 #if defined(XENT_CPU_HAVE_NEON_KERNELS)
 // The kernel's HWCAP bits (asm/hwcap.h; spelled out so older headers and bionic build).
 constexpr unsigned long kHwcapAsimd = 1ul << 1;
 constexpr unsigned long kHwcapAsimdDp = 1ul << 20;
 #endif
+
+[[maybe_unused]] bool has_avxvnni() {
+#if defined(XENT_CPU_HAVE_AVX2_KERNELS) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avxvnni");
+#else
+  return false;
+#endif
+}
 
 Level detect_level() {
 #if defined(XENT_CPU_HAVE_AVX2_KERNELS) && (defined(__GNUC__) || defined(__clang__))
@@ -53,6 +62,7 @@ Level detect_level() {
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
       return Level::avx512;
+    if (__builtin_cpu_supports("avxvnni")) return Level::avxvnni;
     return Level::avx2;
   }
 #endif
@@ -71,14 +81,16 @@ Level detect_level() {
   return Level::scalar;
 }
 
-// XENT_CPU_LEVEL=avx2|scalar|neon caps the level (never raises it): to measure or test a
-// lower tier on a machine that has more.
+// XENT_CPU_LEVEL=avxvnni|avx2|scalar|neon caps the level (never raises it): to measure or
+// test a lower tier on a machine that has more. (A CPU with AVX-512 VNNI has AVX-VNNI's
+// instruction too, in its EVEX form, but may lack the VEX one: capping to avxvnni needs it.)
 Level capped(Level detected) {
   const char* e = std::getenv("XENT_CPU_LEVEL");
   if (!e || !*e) return detected;
   const std::string want = e;
   if (want == "scalar") return Level::scalar;
-  if (want == "avx2" && detected == Level::avx512) return Level::avx2;
+  if (want == "avx2" && (detected == Level::avx512 || detected == Level::avxvnni)) return Level::avx2;
+  if (want == "avxvnni" && detected == Level::avx512 && has_avxvnni()) return Level::avxvnni;
   if (want == "neon" && detected == Level::neon_dotprod) return Level::neon;
   return detected;
 }
@@ -100,7 +112,9 @@ const QuantKernels* kernels_best(DType weight_type) {
 #if defined(XENT_CPU_HAVE_AVX2_KERNELS)
   if (level() == Level::avx512)
     if (const QuantKernels* k = kernels_avx512(weight_type)) return k;
-  if (level() == Level::avx2 || level() == Level::avx512)
+  if (level() == Level::avxvnni)
+    if (const QuantKernels* k = kernels_avxvnni(weight_type)) return k;
+  if (level() == Level::avx2 || level() == Level::avxvnni || level() == Level::avx512)
     if (const QuantKernels* k = kernels_avx2(weight_type)) return k;
 #endif
 #if defined(XENT_CPU_HAVE_NEON_KERNELS)
@@ -116,6 +130,8 @@ const char* simd_level() {
   switch (level()) {
     case Level::avx2:
       return "avx2";
+    case Level::avxvnni:
+      return "avxvnni";
     case Level::avx512:
       return "avx512";
     case Level::neon:

@@ -64,7 +64,7 @@ const VecKernels* vec_kernels_best() {
   static const VecKernels* best = [] {
     const char* level = simd_level();
     const VecKernels* k = nullptr;
-    if (std::strcmp(level, "avx2") == 0 || std::strcmp(level, "avx512") == 0) k = vec_kernels_avx2();
+    if (std::strncmp(level, "avx", 3) == 0) k = vec_kernels_avx2();  // avx2, avxvnni, avx512
     if (std::strncmp(level, "neon", 4) == 0) k = vec_kernels_neon();
     return k ? k : &kRef;
   }();

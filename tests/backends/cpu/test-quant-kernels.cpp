@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -210,7 +211,7 @@ TEST_CASE("kernel tables cover the matmul weight types and nothing else", "[cpu]
   }
   const std::string level = simd_level();
   CHECK((level == "avx2" || level == "scalar" || level == "neon" || level == "neon-dotprod" ||
-         level == "avx512"));
+         level == "avxvnni" || level == "avx512"));
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0;
@@ -218,7 +219,9 @@ TEST_CASE("kernel tables cover the matmul weight types and nothing else", "[cpu]
   const bool has_avx512 = has_avx2 && __builtin_cpu_supports("avx512f") &&
                           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                           __builtin_cpu_supports("avx512vnni");
-  CHECK(level == (has_avx512 ? "avx512" : has_avx2 ? "avx2" : "scalar"));
+  const bool has_avxvnni = has_avx2 && __builtin_cpu_supports("avxvnni");
+  if (!std::getenv("XENT_CPU_LEVEL"))  // (which caps the level)
+    CHECK(level == (has_avx512 ? "avx512" : has_avxvnni ? "avxvnni" : has_avx2 ? "avx2" : "scalar"));
 #endif
 #if defined(__aarch64__) && defined(__linux__)
   // HWCAP_ASIMDDP (bit 20): SDOT present. Under qemu-user, -cpu max has it and
@@ -529,6 +532,10 @@ TEST_CASE("repacked Q4_0 / Q5_0 rows: the packed dot equals vec_dot per row, for
       // The AVX2 table too where the CPU has AVX2, also when best is the AVX-512 one.
       if (std::string(simd_level()) != "scalar" && &best != kernels_avx2(pk.type) && kernels_avx2(pk.type)->vec_dot_packed4)
         tables.push_back(kernels_avx2(pk.type));
+      // And the AVX-VNNI one where the CPU has that instruction.
+      if (std::string(simd_level()) != "scalar" && __builtin_cpu_supports("avxvnni") &&
+          &best != kernels_avxvnni(pk.type) && kernels_avxvnni(pk.type)->vec_dot_packed4)
+        tables.push_back(kernels_avxvnni(pk.type));
 #endif
       for (const QuantKernels* k : tables) {
         for (int nc = 1; nc <= kTileCols; ++nc) {
@@ -548,7 +555,8 @@ TEST_CASE("repacked Q4_0 / Q5_0 rows: the packed dot equals vec_dot per row, for
       }
     }
 #if defined(__x86_64__)
-    if (std::string(simd_level()) == "avx512") CHECK(best.vec_dot_packed4 != nullptr);
+    const std::string lvl = simd_level();
+    if (lvl == "avx512" || lvl == "avxvnni") CHECK(best.vec_dot_packed4 != nullptr);
 #endif
   }
 }
