@@ -117,8 +117,8 @@ void mul_mat_tiled_group(const Tensor* const* dsts, int n_dst, OpContext& ctx) {
     const size_t s_stride = dst.nb[1] / sizeof(float);
     const int64_t i0 = local * m[i].rows, i1 = std::min(n_out, i0 + m[i].rows);
     if (const uint8_t* packed = m[i].packed) {
-      for (int64_t j = 0; j < n_tok; j += kTileCols) {
-        const int nc = static_cast<int>(std::min<int64_t>(kTileCols, n_tok - j));
+      for (int64_t j = 0; j < n_tok; j += kPackedCols) {
+        const int nc = static_cast<int>(std::min<int64_t>(kPackedCols, n_tok - j));
         for (int64_t r = i0; r < i1; r += 4)
           k->vec_dot_packed4(n_in, out + j * s_stride + r, s_stride, packed + r * w_stride, act + j * act_stride,
                              act_stride, nc);

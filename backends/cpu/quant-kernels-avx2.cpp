@@ -238,7 +238,11 @@ void dot_rows_f16_avx2(int64_t n, float* s, const float* x, const void* vrows, s
       a2 = _mm256_fmadd_ps(load_f16x8(r2 + i), xv, a2);
       a3 = _mm256_fmadd_ps(load_f16x8(r3 + i), xv, a3);
     }
-    float t0 = hsum(a0), t1 = hsum(a1), t2 = hsum(a2), t3 = hsum(a3);
+    // The four horizontal sums at once: hadd pairs lanes, then the 128-bit halves add.
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    alignas(16) float t[4];
+    _mm_store_ps(t, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+    float t0 = t[0], t1 = t[1], t2 = t[2], t3 = t[3];
     for (; i < n; ++i) {
       t0 += h2f(r0[i]) * x[i];
       t1 += h2f(r1[i]) * x[i];
@@ -250,26 +254,49 @@ void dot_rows_f16_avx2(int64_t n, float* s, const float* x, const void* vrows, s
   for (; j < n_rows; ++j) vec_dot_half_avx2<load_f16x8, h2f>(n, &s[j], row(j), x);
 }
 
-// K x 8 outputs stay in registers while every row passes by once.
+// K x 8 outputs stay in registers while every row passes by once. Narrow heads (K <= 4) keep
+// two sets of accumulators, for even and odd rows, so consecutive rows' FMAs do not wait
+// for each other.
 template <int K>
 void weighted_sum_cols_avx2(float* y, const float* p, const uint8_t* rows, size_t stride, int64_t n_rows) {
-  __m256 acc[K];
-  for (int k = 0; k < K; ++k) acc[k] = _mm256_setzero_ps();
-  for (int64_t j = 0; j < n_rows; ++j) {
-    if (p[j] == 0.0f) continue;
+  __m256 even[K], odd[K];
+  for (int k = 0; k < K; ++k) even[k] = odd[k] = _mm256_setzero_ps();
+  auto add_row = [&](__m256* acc, int64_t j) {
+    if (p[j] == 0.0f) return;
     const __m256 pj = _mm256_set1_ps(p[j]);
     const auto* r = reinterpret_cast<const uint16_t*>(rows + j * stride);
 #pragma GCC unroll 8
     for (int k = 0; k < K; ++k) acc[k] = _mm256_fmadd_ps(pj, load_f16x8(r + 8 * k), acc[k]);
+  };
+  int64_t j = 0;
+  if constexpr (K <= 4) {
+    for (; j + 2 <= n_rows; j += 2) {
+      add_row(even, j);
+      add_row(odd, j + 1);
+    }
   }
-  for (int k = 0; k < K; ++k) _mm256_storeu_ps(y + 8 * k, acc[k]);
+  for (; j < n_rows; ++j) add_row(even, j);
+  for (int k = 0; k < K; ++k) _mm256_storeu_ps(y + 8 * k, K <= 4 ? _mm256_add_ps(even[k], odd[k]) : even[k]);
 }
 
 void weighted_sum_f16_avx2(int64_t n, float* y, const float* p, const void* vrows, size_t stride, int64_t n_rows) {
   const auto* rows = static_cast<const uint8_t*>(vrows);
   int64_t i = 0;
   for (; i + 64 <= n; i += 64) weighted_sum_cols_avx2<8>(y + i, p, rows + i * 2, stride, n_rows);
-  for (; i + 8 <= n; i += 8) weighted_sum_cols_avx2<1>(y + i, p, rows + i * 2, stride, n_rows);
+  // The rest of the 8-column groups in one pass over the rows (a head of 32 is one pass of
+  // four accumulators, not four latency-bound passes of one).
+  const uint8_t* r = rows + i * 2;
+  switch ((n - i) / 8) {
+    case 7: weighted_sum_cols_avx2<7>(y + i, p, r, stride, n_rows); break;
+    case 6: weighted_sum_cols_avx2<6>(y + i, p, r, stride, n_rows); break;
+    case 5: weighted_sum_cols_avx2<5>(y + i, p, r, stride, n_rows); break;
+    case 4: weighted_sum_cols_avx2<4>(y + i, p, r, stride, n_rows); break;
+    case 3: weighted_sum_cols_avx2<3>(y + i, p, r, stride, n_rows); break;
+    case 2: weighted_sum_cols_avx2<2>(y + i, p, r, stride, n_rows); break;
+    case 1: weighted_sum_cols_avx2<1>(y + i, p, r, stride, n_rows); break;
+    default: break;
+  }
+  i += (n - i) / 8 * 8;
   for (; i < n; ++i) {
     float sum = 0;
     for (int64_t j = 0; j < n_rows; ++j)

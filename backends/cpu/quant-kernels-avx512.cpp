@@ -299,7 +299,7 @@ struct PackedQ5_0 {
 template <class P, int C>
 void packed4_run(int64_t n, float* s, size_t ss, const typename P::Block* g, const uint8_t* a, size_t as) {
   __m512 acc[C];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
   const int64_t nb = n / kQK;
   const __m512i expand = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
@@ -308,7 +308,7 @@ void packed4_run(int64_t n, float* s, size_t ss, const typename P::Block* g, con
     P::decode(g[b], lo, hi);
     const __m128 d4 = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(g[b].d)));
     const __m512 dw = _mm512_permutexvar_ps(expand, _mm512_castps128_ps512(d4));
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int c = 0; c < C; ++c) {
       const ActQ8_0* y = reinterpret_cast<const ActQ8_0*>(a + c * as) + b;
       const int16_t sum = reinterpret_cast<const int16_t*>(reinterpret_cast<const ActQ8_0*>(a + c * as) + nb)[b];
@@ -320,7 +320,7 @@ void packed4_run(int64_t n, float* s, size_t ss, const typename P::Block* g, con
       acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(h2f(y->d))), _mm512_cvtepi32_ps(dot), acc[c]);
     }
   }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int c = 0; c < C; ++c) {
     const __m128 g0 = _mm512_extractf32x4_ps(acc[c], 0), g1 = _mm512_extractf32x4_ps(acc[c], 1);
     const __m128 g2 = _mm512_extractf32x4_ps(acc[c], 2), g3 = _mm512_extractf32x4_ps(acc[c], 3);
@@ -337,6 +337,10 @@ void vec_dot_packed4(int64_t n, float* s, size_t ss, const void* group, const vo
     case 2: return packed4_run<P, 2>(n, s, ss, g, a, as);
     case 3: return packed4_run<P, 3>(n, s, ss, g, a, as);
     case 4: return packed4_run<P, 4>(n, s, ss, g, a, as);
+    case 5: return packed4_run<P, 5>(n, s, ss, g, a, as);
+    case 6: return packed4_run<P, 6>(n, s, ss, g, a, as);
+    case 7: return packed4_run<P, 7>(n, s, ss, g, a, as);
+    case 8: return packed4_run<P, 8>(n, s, ss, g, a, as);
     default: break;
   }
 }

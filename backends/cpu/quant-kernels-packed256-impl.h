@@ -111,7 +111,12 @@ void vec_dot_packed256(int64_t n, float* s, size_t ss, const void* group, const 
     case 2: return packed256_run<P, Dot, 2>(n, s, ss, g, a, as);
     case 3: return packed256_run<P, Dot, 3>(n, s, ss, g, a, as);
     case 4: return packed256_run<P, Dot, 4>(n, s, ss, g, a, as);
-    default: break;
+    default:  // more columns than 16 registers hold accumulators for: four, then the rest
+      if (nc <= kPackedCols) {
+        packed256_run<P, Dot, 4>(n, s, ss, g, a, as);
+        vec_dot_packed256<P, Dot>(n, s + 4 * ss, ss, group, a + 4 * as, as, nc - 4);
+      }
+      break;
   }
 }
 

@@ -35,7 +35,7 @@ struct QuantKernels {
   // block of four rows and the activation work is shared by them. pack4 writes the group of
   // rows [0, 4) (rows w_stride bytes apart) to dst, which has their total size.
   void (*pack4)(int64_t n, const void* w_rows, size_t w_stride, void* dst) = nullptr;
-  // s[c * s_stride + r] = dot(row r of the packed group, act row c), r < 4, c < n_cols <= kTileCols.
+  // s[c * s_stride + r] = dot(row r of the packed group, act row c), r < 4, c < n_cols <= kPackedCols.
   // The activation rows are packed_act_rows (below): the SIMD kernels fold the quants'
   // unsigned offset in through the block sums instead of recomputing them per group.
   void (*vec_dot_packed4)(int64_t n, float* s, size_t s_stride, const void* group, const void* act_rows,
@@ -43,6 +43,8 @@ struct QuantKernels {
 };
 constexpr int kTileRows = 4;
 constexpr int kTileCols = 4;
+// Activation rows one vec_dot_packed4 call takes: a decoded block of four rows serves them all.
+constexpr int kPackedCols = 8;
 
 // An activation row for vec_dot_packed4 (all packed types take Q8_0 activations): its Q8_0
 // blocks, then the sum of each block's 32 quants as int16.

@@ -515,7 +515,7 @@ TEST_CASE("repacked Q4_0 / Q5_0 rows: the packed dot equals vec_dot per row, for
       pk.pack(n, w.data(), row, packed.data());
       REQUIRE(packed != w);  // the layout did change
       std::vector<std::vector<uint8_t>> acts;
-      for (int c = 0; c < kTileCols; ++c) acts.push_back(quantize_act(ref, random_activations(n, rng)));
+      for (int c = 0; c < kPackedCols; ++c) acts.push_back(quantize_act(ref, random_activations(n, rng)));
       // Packed activation rows: the blocks, then their sums.
       const size_t act_row = packed_act_row_bytes(n);
       std::vector<uint8_t> act_rows;
@@ -538,10 +538,10 @@ TEST_CASE("repacked Q4_0 / Q5_0 rows: the packed dot equals vec_dot per row, for
         tables.push_back(kernels_avxvnni(pk.type));
 #endif
       for (const QuantKernels* k : tables) {
-        for (int nc = 1; nc <= kTileCols; ++nc) {
+        for (int nc = 1; nc <= kPackedCols; ++nc) {
           INFO(dtype_name(pk.type) << " n " << n << ", columns " << nc << (k ? " (SIMD)" : " (reference)"));
           const size_t ss = 7;  // output rows farther apart than 4
-          std::vector<float> s(ss * kTileCols, NAN);
+          std::vector<float> s(ss * kPackedCols, NAN);
           if (k) k->vec_dot_packed4(n, s.data(), ss, packed.data(), act_rows.data(), act_row, nc);
           else pk.ref(n, s.data(), ss, packed.data(), act_rows.data(), act_row, nc);
           for (int c = 0; c < nc; ++c)
@@ -550,7 +550,7 @@ TEST_CASE("repacked Q4_0 / Q5_0 rows: the packed dot equals vec_dot per row, for
               ref.vec_dot(n, &want, w.data() + r * row, acts[c].data());
               CHECK(std::fabs(s[c * ss + r] - want) <= 1e-5f * std::fabs(want) + 1e-4f);
             }
-          for (int c = nc; c < kTileCols; ++c) CHECK(std::isnan(s[c * ss]));  // nothing past nc written
+          for (int c = nc; c < kPackedCols; ++c) CHECK(std::isnan(s[c * ss]));  // nothing past nc written
         }
       }
     }
