@@ -37,6 +37,11 @@ bool mul_mat_groupable(const Tensor& a, const Tensor& b, const OpContext& ctx) {
   const QuantKernels* ka = ctx.kernels(a.src[0]->type);
   const QuantKernels* kb = ctx.kernels(b.src[0]->type);
   if (ka->act_type != kb->act_type || ka->quantize_act != kb->quantize_act) return false;
+  // Packed kernels read their own activation layout: members are all packed or none.
+  auto packed = [&](const Tensor& w, const QuantKernels* k) {
+    return ctx.packed && k->vec_dot_packed4 && ctx.packed->find(w.data);
+  };
+  if (packed(*a.src[0], ka) != packed(*b.src[0], kb)) return false;
   // b must not read what a writes (it cannot: both read only weights and x, but a view of
   // a's output as x would) nor write over x.
   const auto* x0 = static_cast<const uint8_t*>(xa.data);
@@ -82,8 +87,8 @@ void mul_mat_tiled_group(const Tensor* const* dsts, int n_dst, OpContext& ctx) {
   std::atomic_ref<int64_t> next(*reinterpret_cast<int64_t*>(ctx.work));
   uint8_t* act_base = ctx.work + kMulMatCounterBytes;
 
-  // Phase 1: activations into the weights' activation format, once for the group (with
-  // their block sums where a packed kernel will read them).
+  // Phase 1: activations into the weights' activation format, once for the group (the
+  // packed kernels' layout when they are packed: mul_mat_groupable keeps groups uniform).
   const bool direct = k0->act_type == DType::F32;
   const size_t act_stride = direct ? x.nb[1] : any_packed ? packed_act_row_bytes(n_in) : k0->act_row_bytes(n_in);
   if (!direct) {
@@ -92,7 +97,7 @@ void mul_mat_tiled_group(const Tensor* const* dsts, int n_dst, OpContext& ctx) {
     for (int64_t j = first; j < last; ++j) {
       k0->quantize_act(reinterpret_cast<const float*>(static_cast<const uint8_t*>(x.data) + j * x.nb[1]),
                        act_base + j * act_stride, n_in);
-      if (any_packed) add_block_sums(act_base + j * act_stride, n_in);
+      if (any_packed) pack_act_row(act_base + j * act_stride, n_in);
     }
   }
   if (ctx.nth > 1) {

@@ -17,7 +17,8 @@ void mul_mat_tiled(const Tensor& dst, OpContext& ctx);
 // Up to kMaxMulMatGroup matmuls of the same activations (Q, K and V of one norm output; gate
 // and up): the activations are quantized once and the threads claim chunks of all their
 // weight rows from one counter, so the group costs one barrier instead of one per matmul.
-// mul_mat_groupable(a, b): b may join a group that a is in.
+// mul_mat_groupable(a, b): b may join a group that a is in (the same activations, the same
+// activation format, both repacked or neither).
 constexpr int kMaxMulMatGroup = 4;
 bool mul_mat_groupable(const Tensor& a, const Tensor& b, const OpContext& ctx);
 void mul_mat_tiled_group(const Tensor* const* dsts, int n, OpContext& ctx);

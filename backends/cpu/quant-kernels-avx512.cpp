@@ -272,13 +272,13 @@ inline void split_nibbles(const uint8_t* qs, __m512i& lo, __m512i& hi) {
 }
 struct PackedQ4_0 {
   using Block = BlockQ4_0x4;
-  static constexpr int kOffset = 8;
+  static constexpr int kOffsetShift = 3;  // offset 8
   static void decode(const Block& b, __m512i& lo, __m512i& hi) { split_nibbles(b.qs[0], lo, hi); }
 };
 // Q8_0: the signed quants made unsigned by adding 128 (x ^ 0x80).
 struct PackedQ8_0 {
   using Block = BlockQ8_0x4;
-  static constexpr int kOffset = 128;
+  static constexpr int kOffsetShift = 7;  // offset 128
   static void decode(const Block& b, __m512i& lo, __m512i& hi) {
     const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
     lo = _mm512_xor_si512(_mm512_loadu_si512(b.qs[0]), flip);
@@ -287,7 +287,7 @@ struct PackedQ8_0 {
 };
 struct PackedQ5_0 {
   using Block = BlockQ5_0x4;
-  static constexpr int kOffset = 16;
+  static constexpr int kOffsetShift = 4;  // offset 16
   static void decode(const Block& b, __m512i& lo, __m512i& hi) {
     split_nibbles(b.qs[0], lo, hi);
     const __m512i sixteen = _mm512_set1_epi8(16);
@@ -310,14 +310,14 @@ void packed4_run(int64_t n, float* s, size_t ss, const typename P::Block* g, con
     const __m512 dw = _mm512_permutexvar_ps(expand, _mm512_castps128_ps512(d4));
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) {
-      const ActQ8_0* y = reinterpret_cast<const ActQ8_0*>(a + c * as) + b;
-      const int16_t sum = reinterpret_cast<const int16_t*>(reinterpret_cast<const ActQ8_0*>(a + c * as) + nb)[b];
+      const ActQ8_0x* y = reinterpret_cast<const ActQ8_0x*>(a + c * as) + b;
       const __m512i alo = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y->qs)));
       const __m512i ahi = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y->qs + 16)));
-      // The four lanes of a row's group are summed at the end: the offset goes into one.
-      __m512i dot = _mm512_maskz_set1_epi32(0x1111, -P::kOffset * sum);
+      // -offset * sum(a); the four lanes of a row's group are summed at the end, so it goes
+      // into the first.
+      __m512i dot = _mm512_maskz_slli_epi32(0x1111, _mm512_set1_epi32(y->neg_sum), P::kOffsetShift);
       dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(dot, lo, alo), hi, ahi);
-      acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(h2f(y->d))), _mm512_cvtepi32_ps(dot), acc[c]);
+      acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(y->d)), _mm512_cvtepi32_ps(dot), acc[c]);
     }
   }
 #pragma GCC unroll 8

@@ -22,6 +22,11 @@ struct ActQ8_1 { uint16_t d; int16_t sum; int8_t qs[32]; };
 // Q8_K: ggml's block_q8_K (d = max/-127 with max the signed largest-magnitude value).
 using ActQ8_K = BlockQ8_K;
 static_assert(sizeof(ActQ8_0) == 34 && sizeof(ActQ8_1) == 36 && sizeof(ActQ8_K) == 292);
+// Q8_0 activations as the packed kernels read them (pack_act_row): the same quants, the
+// scale already a float (fp16_to_f32 of ActQ8_0's, exactly), and minus the sum of the
+// quants, which a kernel shifts by log2 of its weights' unsigned offset (8, 16 or 128).
+struct ActQ8_0x { float d; int32_t neg_sum; int8_t qs[32]; };
+static_assert(sizeof(ActQ8_0x) == 40);
 
 // ---- repacked weights (QuantKernels::pack4) ----
 // Block b of four Q4_0 rows: their scales, then their quants; the same 72 bytes as the

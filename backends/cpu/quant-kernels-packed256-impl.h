@@ -6,8 +6,8 @@
 // A 256-bit register holds a block of two rows (128-bit lane each); the activation block's
 // two halves are broadcast to both lanes, so the dot leaves row 2k's sums in lanes 0..3 and
 // row 2k+1's in lanes 4..7. Quants are unsigned (Q4_0 + 8, Q5_0 + 16, Q8_0 + 128); the
-// offset is subtracted as offset * sum(a), from the activation row's block sums, in the
-// first lane of each row (the four lanes are summed at the end).
+// offset is subtracted as offset * sum(a), from the activation blocks' sums (ActQ8_0x), in
+// the first lane of each row (the four lanes are summed at the end).
 #pragma once
 #include <immintrin.h>
 
@@ -18,8 +18,6 @@
 
 namespace xent::cpu {
 namespace {
-
-inline float packed256_h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 // Byte j = 0xFF where bit j of `bits` is set, else 0.
 inline __m256i packed256_expand_u32(uint32_t bits) {
@@ -81,13 +79,11 @@ void packed256_run(int64_t n, float* s, size_t ss, const typename P::Block* g, c
     const __m256 dw[2] = {_mm256_permutevar8x32_ps(d4, pick01), _mm256_permutevar8x32_ps(d4, pick23)};
 #pragma GCC unroll 4
     for (int c = 0; c < C; ++c) {
-      const ActQ8_0* row = reinterpret_cast<const ActQ8_0*>(a + c * as);
-      const ActQ8_0* y = row + b;
-      const int16_t sum = reinterpret_cast<const int16_t*>(row + nb)[b];
+      const ActQ8_0x* y = reinterpret_cast<const ActQ8_0x*>(a + c * as) + b;
       const __m256i alo = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y->qs)));
       const __m256i ahi = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y->qs + 16)));
-      const __m256i init = _mm256_blend_epi32(_mm256_setzero_si256(), _mm256_set1_epi32(-P::kOffset * sum), 0x11);
-      const __m256 da = _mm256_set1_ps(packed256_h2f(y->d));
+      const __m256i init = _mm256_blend_epi32(_mm256_setzero_si256(), _mm256_set1_epi32(y->neg_sum * P::kOffset), 0x11);
+      const __m256 da = _mm256_set1_ps(y->d);
       for (int k = 0; k < 2; ++k) {
         const __m256i dot = Dot::run(init, lo[k], alo, hi[k], ahi);
         acc[c][k] = _mm256_fmadd_ps(_mm256_mul_ps(dw[k], da), _mm256_cvtepi32_ps(dot), acc[c][k]);

@@ -39,15 +39,21 @@ float quantize_block_32(const float* x, int8_t* q) {
 size_t act_row_bytes_f32(int64_t n) { return static_cast<size_t>(n) * sizeof(float); }
 size_t act_row_bytes_q8_0(int64_t n) { return static_cast<size_t>(n / kQK) * sizeof(ActQ8_0); }
 
-size_t packed_act_row_bytes(int64_t n) { return static_cast<size_t>(n / kQK) * (sizeof(ActQ8_0) + sizeof(int16_t)); }
+size_t packed_act_row_bytes(int64_t n) { return static_cast<size_t>(n / kQK) * sizeof(ActQ8_0x); }
 
-void add_block_sums(void* row, int64_t n) {
-  const auto* blocks = static_cast<const ActQ8_0*>(row);
-  auto* sums = reinterpret_cast<int16_t*>(static_cast<uint8_t*>(row) + act_row_bytes_q8_0(n));
-  for (int64_t b = 0; b < n / kQK; ++b) {
+void pack_act_row(void* row, int64_t n) {
+  // Last block first: block b moves from byte 34 b to 40 b, past every block before it.
+  auto* bytes = static_cast<uint8_t*>(row);
+  for (int64_t b = n / kQK - 1; b >= 0; --b) {
+    ActQ8_0 in;
+    std::memcpy(&in, bytes + b * sizeof(ActQ8_0), sizeof in);
+    ActQ8_0x out;
+    out.d = fp16_to_f32(in.d);
     int sum = 0;
-    for (int i = 0; i < kQK; ++i) sum += blocks[b].qs[i];
-    sums[b] = static_cast<int16_t>(sum);  // |sum| <= 32 * 127
+    for (int i = 0; i < kQK; ++i) sum += in.qs[i];
+    out.neg_sum = -sum;
+    std::memcpy(out.qs, in.qs, sizeof out.qs);
+    std::memcpy(bytes + b * sizeof(ActQ8_0x), &out, sizeof out);
   }
 }
 size_t act_row_bytes_q8_1(int64_t n) { return static_cast<size_t>(n / kQK) * sizeof(ActQ8_1); }
@@ -161,13 +167,13 @@ void vec_dot_packed4_ref(int64_t n, float* s, size_t s_stride, const void* group
                          size_t act_stride, int n_cols, Value value) {
   const auto* g = static_cast<const Block*>(group);
   for (int c = 0; c < n_cols; ++c) {
-    const auto* a = reinterpret_cast<const ActQ8_0*>(static_cast<const uint8_t*>(act_rows) + c * act_stride);
+    const auto* a = reinterpret_cast<const ActQ8_0x*>(static_cast<const uint8_t*>(act_rows) + c * act_stride);
     for (int r = 0; r < 4; ++r) {
       double sum = 0;
       for (int64_t b = 0; b < n / kQK; ++b) {
         int32_t dot = 0;
         for (int i = 0; i < kQK; ++i) dot += value(g[b], r, i) * a[b].qs[i];
-        sum += static_cast<double>(fp16_to_f32(g[b].d[r])) * fp16_to_f32(a[b].d) * dot;
+        sum += static_cast<double>(fp16_to_f32(g[b].d[r])) * a[b].d * dot;
       }
       s[c * s_stride + r] = static_cast<float>(sum);
     }

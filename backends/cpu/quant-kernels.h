@@ -46,11 +46,13 @@ constexpr int kTileCols = 4;
 // Activation rows one vec_dot_packed4 call takes: a decoded block of four rows serves them all.
 constexpr int kPackedCols = 8;
 
-// An activation row for vec_dot_packed4 (all packed types take Q8_0 activations): its Q8_0
-// blocks, then the sum of each block's 32 quants as int16.
+// The activation rows vec_dot_packed4 reads (all packed types take Q8_0 activations): each
+// Q8_0 block with its scale as a float and its quants' sum (quant-kernels-internal.h's
+// ActQ8_0x), so a kernel does no conversions per block and column.
 size_t packed_act_row_bytes(int64_t n);
-// Writes the block sums of the Q8_0 activation row `row` (n elements) after its blocks.
-void add_block_sums(void* row, int64_t n);
+// Rewrites in place the Q8_0 activation row (quantize_act's output, n elements) at the start
+// of `row`, which holds packed_act_row_bytes(n), into that layout.
+void pack_act_row(void* row, int64_t n);
 
 // Null when the weight type has no CPU matmul.
 const QuantKernels* kernels_ref(DType weight_type);

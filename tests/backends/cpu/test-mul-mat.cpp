@@ -134,7 +134,12 @@ TEST_CASE("matmuls of the same activations run as one group with the results of 
           nodes.push_back(&cases[m].dst);
         }
         be.compute(nodes);
-        CHECK(be.n_steps() == 1);
+        // One step, unless packed and unpacked members alternate (at the AVX2 tier Q8_0 has
+        // no packed kernel): packed kernels read their own activation layout.
+        size_t want_steps = 1;
+        for (size_t m = 1; m < cases.size(); ++m)
+          want_steps += (packed->find(cases[m].w.data) != nullptr) != (packed->find(cases[m - 1].w.data) != nullptr);
+        CHECK(be.n_steps() == want_steps);
         for (size_t m = 0; m < cases.size(); ++m) CHECK(grouped[m] == alone[m]);  // bit for bit
       }
     }

@@ -522,7 +522,7 @@ TEST_CASE("repacked Q4_0 / Q5_0 rows: the packed dot equals vec_dot per row, for
       for (const auto& a : acts) {
         act_rows.insert(act_rows.end(), a.begin(), a.end());
         act_rows.resize(act_rows.size() + act_row - a.size());
-        add_block_sums(act_rows.data() + act_rows.size() - act_row, n);
+        pack_act_row(act_rows.data() + act_rows.size() - act_row, n);
       }
       // The packed reference follows the definition; the table's kernel (where this CPU has
       // one) must agree with both it and vec_dot.
