@@ -27,13 +27,13 @@ cmake -S . -B "$build" --toolchain cmake/aarch64-linux-gnu.cmake \
   -DCMAKE_CROSSCOMPILING_EMULATOR="qemu-aarch64;-L;$sysroot" \
   -DXENT_VULKAN=OFF -DXENT_CUDA=OFF -DXENT_OPENMP=OFF -DXENT_BUILD_APPS=OFF \
   -DXENT_BUILD_TESTS=ON >/dev/null
-cmake --build "$build" -j"$jobs" --target test-quant-kernels test-vec-kernels test-thread-pool test-reference-logits
+cmake --build "$build" -j"$jobs" --target test-quant-kernels test-vec-kernels test-mul-mat test-thread-pool test-reference-logits
 
 # Every shipped model (all weight types, llama/qwen2/gpt2): under qemu on 2 cores the whole
 # set takes about two minutes per CPU model. XENT_AARCH64_MODELS='tiny-llama-spm-q4_0|...'
 # picks a subset.
 models=${XENT_AARCH64_MODELS:-'.*'}
-tests="^test-quant-kernels:|^test-vec-kernels:|^test-thread-pool:|^test-reference-logits: ?reference logits: ($models)\$"
+tests="^test-quant-kernels:|^test-vec-kernels:|^test-mul-mat:|^test-thread-pool:|^test-reference-logits: ?reference logits: ($models)\$"
 
 for cpu in $cpus; do
   echo "== qemu-aarch64 -cpu $cpu"

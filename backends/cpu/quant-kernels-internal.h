@@ -128,6 +128,9 @@ const QuantKernels* kernels_avxvnni(DType weight_type);
 // only where HWCAP_ASIMDDP is set). Act formats match kernels_ref's exactly.
 const QuantKernels* kernels_neon(DType weight_type);
 const QuantKernels* kernels_neon_dotprod(DType weight_type);
+// quant-kernels-neon-i8mm.cpp (+dotprod+i8mm: call only where HWCAP2_I8MM is set): the
+// dotprod table with SMMLA tiles for Q4_0, Q5_0 and Q8_0.
+const QuantKernels* kernels_neon_i8mm(DType weight_type);
 #endif
 
 }  // namespace xent::cpu

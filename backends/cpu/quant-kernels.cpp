@@ -34,12 +34,13 @@ constexpr QuantKernels kRef[] = {
     {DType::Q6_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_ref, vec_dot_q6_k_ref},
 };
 
-enum class Level { scalar, avx2, avxvnni, avx512, neon, neon_dotprod };
+enum class Level { scalar, avx2, avxvnni, avx512, neon, neon_dotprod, neon_i8mm };
 
 #if defined(XENT_CPU_HAVE_NEON_KERNELS)
 // The kernel's HWCAP bits (asm/hwcap.h; spelled out so older headers and bionic build).
 constexpr unsigned long kHwcapAsimd = 1ul << 1;
 constexpr unsigned long kHwcapAsimdDp = 1ul << 20;
+constexpr unsigned long kHwcap2I8mm = 1ul << 13;
 #endif
 
 [[maybe_unused]] bool has_avxvnni() {
@@ -75,13 +76,16 @@ Level detect_level() {
   const unsigned long hwcap = kHwcapAsimd;
 #endif
   if (!(hwcap & kHwcapAsimd)) return Level::scalar;
+#if defined(__linux__)
+  if ((hwcap & kHwcapAsimdDp) && (getauxval(AT_HWCAP2) & kHwcap2I8mm)) return Level::neon_i8mm;
+#endif
   if (hwcap & kHwcapAsimdDp) return Level::neon_dotprod;
   return Level::neon;
 #endif
   return Level::scalar;
 }
 
-// XENT_CPU_LEVEL=avxvnni|avx2|scalar|neon caps the level (never raises it): to measure or
+// XENT_CPU_LEVEL=avxvnni|avx2|scalar|neon-dotprod|neon caps the level (never raises it): to measure or
 // test a lower tier on a machine that has more. (A CPU with AVX-512 VNNI has AVX-VNNI's
 // instruction too, in its EVEX form, but may lack the VEX one: capping to avxvnni needs it.)
 Level capped(Level detected) {
@@ -91,7 +95,8 @@ Level capped(Level detected) {
   if (want == "scalar") return Level::scalar;
   if (want == "avx2" && (detected == Level::avx512 || detected == Level::avxvnni)) return Level::avx2;
   if (want == "avxvnni" && detected == Level::avx512 && has_avxvnni()) return Level::avxvnni;
-  if (want == "neon" && detected == Level::neon_dotprod) return Level::neon;
+  if (want == "neon" && (detected == Level::neon_dotprod || detected == Level::neon_i8mm)) return Level::neon;
+  if (want == "neon-dotprod" && detected == Level::neon_i8mm) return Level::neon_dotprod;
   return detected;
 }
 
@@ -118,6 +123,8 @@ const QuantKernels* kernels_best(DType weight_type) {
     if (const QuantKernels* k = kernels_avx2(weight_type)) return k;
 #endif
 #if defined(XENT_CPU_HAVE_NEON_KERNELS)
+  if (level() == Level::neon_i8mm)
+    if (const QuantKernels* k = kernels_neon_i8mm(weight_type)) return k;
   if (level() == Level::neon_dotprod)
     if (const QuantKernels* k = kernels_neon_dotprod(weight_type)) return k;
   if (level() == Level::neon)
@@ -138,6 +145,8 @@ const char* simd_level() {
       return "neon";
     case Level::neon_dotprod:
       return "neon-dotprod";
+    case Level::neon_i8mm:
+      return "neon-i8mm";
     case Level::scalar:
       break;
   }

@@ -58,7 +58,8 @@ void pack_act_row(void* row, int64_t n);
 const QuantKernels* kernels_ref(DType weight_type);
 // The fastest variant this CPU supports (chosen once, from cpuid / hwcap).
 const QuantKernels* kernels_best(DType weight_type);
-// Name of the SIMD level in use: "avx512", "avxvnni", "avx2", "neon-dotprod", "neon", "scalar".
+// Name of the SIMD level in use: "avx512", "avxvnni", "avx2", "neon-i8mm", "neon-dotprod", "neon",
+// "scalar".
 const char* simd_level();
 
 }  // namespace xent::cpu

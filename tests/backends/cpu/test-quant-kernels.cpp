@@ -211,7 +211,7 @@ TEST_CASE("kernel tables cover the matmul weight types and nothing else", "[cpu]
   }
   const std::string level = simd_level();
   CHECK((level == "avx2" || level == "scalar" || level == "neon" || level == "neon-dotprod" ||
-         level == "avxvnni" || level == "avx512"));
+         level == "neon-i8mm" || level == "avxvnni" || level == "avx512"));
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0;
@@ -226,8 +226,11 @@ TEST_CASE("kernel tables cover the matmul weight types and nothing else", "[cpu]
 #if defined(__aarch64__) && defined(__linux__)
   // HWCAP_ASIMDDP (bit 20): SDOT present. Under qemu-user, -cpu max has it and
   // -cpu cortex-a53 does not, so CI runs this file once on each path.
+  // HWCAP2_I8MM (bit 13): SMMLA, which qemu's -cpu max also has.
   const bool has_dotprod = (getauxval(AT_HWCAP) & (1ul << 20)) != 0;
-  CHECK(level == (has_dotprod ? "neon-dotprod" : "neon"));
+  const bool has_i8mm = has_dotprod && (getauxval(AT_HWCAP2) & (1ul << 13)) != 0;
+  if (!std::getenv("XENT_CPU_LEVEL"))  // (which caps the level)
+    CHECK(level == (has_i8mm ? "neon-i8mm" : has_dotprod ? "neon-dotprod" : "neon"));
   for (DType t : kWeightTypes) {  // every type has a NEON kernel, so "best" is not the reference
     INFO(dtype_name(t));
     CHECK(kernels_best(t) != kernels_ref(t));
@@ -436,6 +439,16 @@ TEST_CASE("vec_dot_tile: the SIMD tables have tiles for the common weight types"
     return;
   }
   for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    INFO(dtype_name(t));
+    CHECK(kernels_best(t)->vec_dot_tile != nullptr);
+  }
+#elif defined(__aarch64__)
+  // SMMLA tiles for the 32-block types where the CPU has I8MM; the other tiers have none yet.
+  if (std::string(simd_level()) != "neon-i8mm") {
+    SUCCEED("no tiles at NEON tier " << simd_level());
+    return;
+  }
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q5_0}) {
     INFO(dtype_name(t));
     CHECK(kernels_best(t)->vec_dot_tile != nullptr);
   }
