@@ -1,8 +1,8 @@
 // AArch64 NEON with the int8 matrix-multiply extension (SMMLA: a 2x8 by 8x2 int8 product into
 // a 2x2 int32 block in one instruction; Neoverse V1/N2, Cortex-A510/A710 and later, Apple M2).
-// The dotprod table (this file compiles quant-kernels-neon-impl.h once more, with SDOT) plus
-// tiles of two weight rows x two tokens for Q4_0, Q5_0 and Q8_0, which is where a prompt's
-// matmuls spend their time. Compiled with +dotprod+i8mm; only called when getauxval(AT_HWCAP2)
+// The dotprod table plus tiles of two weight rows x two tokens for Q4_0, Q5_0 and Q8_0, which
+// is where a prompt's matmuls spend their time (the helpers come from
+// quant-kernels-neon-impl.h; its kernel table is not used here). Compiled with +dotprod+i8mm; only called when getauxval(AT_HWCAP2)
 // reports I8MM.
 #include <arm_neon.h>
 
@@ -107,7 +107,9 @@ struct Table {
 };
 
 Table make_table() {
-  Table t = {*find_neon_kernels(DType::Q8_0), *find_neon_kernels(DType::Q4_0), *find_neon_kernels(DType::Q5_0)};
+  // The dotprod TU's entries (not this file's copy of the header's table, which is then never
+  // referenced and not emitted: embedded builds carry one set of NEON kernels per tier only).
+  Table t = {*kernels_neon_dotprod(DType::Q8_0), *kernels_neon_dotprod(DType::Q4_0), *kernels_neon_dotprod(DType::Q5_0)};
   t.q8_0.vec_dot_tile = tile_i8mm<I8mmQ8_0>;
   t.q4_0.vec_dot_tile = tile_i8mm<I8mmQ4_0>;
   t.q5_0.vec_dot_tile = tile_i8mm<I8mmQ5_0>;
@@ -122,7 +124,7 @@ const QuantKernels* kernels_neon_i8mm(DType weight_type) {
     case DType::Q8_0: return &t.q8_0;
     case DType::Q4_0: return &t.q4_0;
     case DType::Q5_0: return &t.q5_0;
-    default: return find_neon_kernels(weight_type);  // the dotprod entries
+    default: return kernels_neon_dotprod(weight_type);
   }
 }
 
