@@ -49,8 +49,9 @@ class Scheduler {
  private:
   int place(const Tensor& node) const;
   int home_of(const Tensor& t) const;  // which backend holds a tensor's storage, -1 if none
-  void plan(Graph& graph);     // steps 1-4: placement, copies, memory plan, binding
-  void execute(Graph& graph);  // steps 5-6: copies and compute, split by split
+  // placement, copies, memory plan, binding, splits and the host buffer of a device output
+  void plan(Graph& graph);
+  void execute(Graph& graph);  // copies and compute split by split, then the output download
 
   // A tensor copied to another backend before a node runs.
   struct Copy {

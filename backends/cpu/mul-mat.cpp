@@ -26,6 +26,11 @@ int64_t chunk_rows(int64_t n_out, int64_t n_tok, int nth) {
   return std::clamp<int64_t>(want / kTileRows * kTileRows, 16, 256);
 }
 
+// The repacked copy of w when its kernels read one, else null.
+const uint8_t* packed_rows(const Tensor& w, const QuantKernels* k, const OpContext& ctx) {
+  return ctx.packed && k->vec_dot_packed4 ? ctx.packed->find(w.data) : nullptr;
+}
+
 }  // namespace
 
 bool mul_mat_groupable(const Tensor& a, const Tensor& b, const OpContext& ctx) {
@@ -38,10 +43,7 @@ bool mul_mat_groupable(const Tensor& a, const Tensor& b, const OpContext& ctx) {
   const QuantKernels* kb = ctx.kernels(b.src[0]->type);
   if (ka->act_type != kb->act_type || ka->quantize_act != kb->quantize_act) return false;
   // Packed kernels read their own activation layout: members are all packed or none.
-  auto packed = [&](const Tensor& w, const QuantKernels* k) {
-    return ctx.packed && k->vec_dot_packed4 && ctx.packed->find(w.data);
-  };
-  if (packed(*a.src[0], ka) != packed(*b.src[0], kb)) return false;
+  if ((packed_rows(*a.src[0], ka, ctx) != nullptr) != (packed_rows(*b.src[0], kb, ctx) != nullptr)) return false;
   // b must not read what a writes (it cannot: both read only weights and x, but a view of
   // a's output as x would) nor write over x.
   const auto* x0 = static_cast<const uint8_t*>(xa.data);
@@ -76,7 +78,7 @@ void mul_mat_tiled_group(const Tensor* const* dsts, int n_dst, OpContext& ctx) {
   for (int i = 0; i < n_dst; ++i) {
     const Tensor& w = *dsts[i]->src[0];
     m[i].k = ctx.kernels(w.type);
-    m[i].packed = ctx.packed && m[i].k->vec_dot_packed4 ? ctx.packed->find(w.data) : nullptr;
+    m[i].packed = packed_rows(w, m[i].k, ctx);
     any_packed = any_packed || m[i].packed;
     m[i].rows = chunk_rows(w.ne[1], n_tok, ctx.nth);
     m[i].n_chunks = (w.ne[1] + m[i].rows - 1) / m[i].rows;

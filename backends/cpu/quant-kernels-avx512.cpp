@@ -259,11 +259,11 @@ struct TileQ6_K {
   }
 };
 
-// Packed Q4_0 / Q5_0 (BlockQ4_0x4 / BlockQ5_0x4): one 64-byte load is a block of four
-// rows, 128-bit lane group r holding row r. The activation block's two 16-byte halves are
+// Packed Q4_0 / Q5_0 / Q8_0 (BlockQ4_0x4 / BlockQ5_0x4 / BlockQ8_0x4): one 64-byte load is a
+// block of four rows, 128-bit lane group r holding row r. The activation block's two 16-byte halves are
 // broadcast to every group, so dpbusd leaves row r's partial sums in lanes 4r..4r+3; the
-// offset (8, 16 or 128) is folded in as -offset * sum(a), from the activation row's block
-// sums, in the first lane of each group.
+// offset (8, 16 or 128) is folded in as -offset * sum(a), from the activation blocks' sums
+// (ActQ8_0x), in the first lane of each group.
 // The low and high nibbles of four rows' 16 quant bytes each.
 inline void split_nibbles(const uint8_t* qs, __m512i& lo, __m512i& hi) {
   const __m512i raw = _mm512_loadu_si512(qs);

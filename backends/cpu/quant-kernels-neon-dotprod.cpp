@@ -1,18 +1,7 @@
 // AArch64 NEON matmul kernels with the dot-product extension (SDOT: 16 int8 products into
 // four int32 lanes in one instruction). Compiled with +dotprod; only called when
 // getauxval(AT_HWCAP) reports ASIMDDP (Cortex-A55/A76 and later, Apple, Neoverse).
-#include <arm_neon.h>
-
-namespace xent::cpu {
-namespace {
-
-inline int32x4_t dot16(int32x4_t acc, int8x16_t w, int8x16_t a) { return vdotq_s32(acc, w, a); }
-
-}  // namespace
-}  // namespace xent::cpu
-
-#define XENT_NEON_DOT16_DEFINED 1
-#include "backends/cpu/quant-kernels-neon-impl.h"
+#include "backends/cpu/quant-kernels-neon-sdot-impl.h"
 
 namespace xent::cpu {
 

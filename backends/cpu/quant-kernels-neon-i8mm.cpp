@@ -2,20 +2,11 @@
 // a 2x2 int32 block in one instruction; Neoverse V1/N2, Cortex-A510/A710 and later, Apple M2).
 // The dotprod table plus tiles of two weight rows x two tokens for Q4_0, Q5_0 and Q8_0, which
 // is where a prompt's matmuls spend their time (the helpers come from
-// quant-kernels-neon-impl.h; its kernel table is not used here). Compiled with +dotprod+i8mm; only called when getauxval(AT_HWCAP2)
-// reports I8MM.
+// quant-kernels-neon-impl.h; its kernel table is not used here). Compiled with
+// +dotprod+i8mm; only called when getauxval(AT_HWCAP2) reports I8MM.
 #include <arm_neon.h>
 
-namespace xent::cpu {
-namespace {
-
-inline int32x4_t dot16(int32x4_t acc, int8x16_t w, int8x16_t a) { return vdotq_s32(acc, w, a); }
-
-}  // namespace
-}  // namespace xent::cpu
-
-#define XENT_NEON_DOT16_DEFINED 1
-#include "backends/cpu/quant-kernels-neon-impl.h"
+#include "backends/cpu/quant-kernels-neon-sdot-impl.h"
 
 namespace xent::cpu {
 namespace {

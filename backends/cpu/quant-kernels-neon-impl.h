@@ -1,10 +1,11 @@
 // AArch64 NEON matmul kernels, written once over a 16-byte int8 dot `dot16` that the
-// including file supplies: quant-kernels-neon.cpp (ARMv8.0 widening multiplies) and
-// quant-kernels-neon-dotprod.cpp (SDOT). Same math as quant-kernels-ref.cpp.
+// including file supplies: quant-kernels-neon.cpp (ARMv8.0 widening multiplies) and, through
+// quant-kernels-neon-sdot-impl.h (SDOT), quant-kernels-neon-dotprod.cpp and -i8mm.cpp. Same
+// math as quant-kernels-ref.cpp.
 //
 // Everything here has internal linkage (anonymous namespace, no std templates), so the
-// two compilations of this file, one with -march=...+dotprod, never share a symbol and
-// the linker cannot hand SDOT code to a CPU without it. Activation quantizers write the
+// compilations of this file, some with -march=...+dotprod, never share a symbol and the
+// linker cannot hand SDOT code to a CPU without it. Activation quantizers write the
 // reference's bytes exactly; integer block sums are exact, only float summation order
 // differs from the reference.
 #pragma once

@@ -38,6 +38,8 @@ float quantize_block_32(const float* x, int8_t* q) {
 
 size_t act_row_bytes_f32(int64_t n) { return static_cast<size_t>(n) * sizeof(float); }
 size_t act_row_bytes_q8_0(int64_t n) { return static_cast<size_t>(n / kQK) * sizeof(ActQ8_0); }
+size_t act_row_bytes_q8_1(int64_t n) { return static_cast<size_t>(n / kQK) * sizeof(ActQ8_1); }
+size_t act_row_bytes_q8_k(int64_t n) { return static_cast<size_t>(n / kQKK) * sizeof(ActQ8_K); }
 
 size_t packed_act_row_bytes(int64_t n) { return static_cast<size_t>(n / kQK) * sizeof(ActQ8_0x); }
 
@@ -56,8 +58,6 @@ void pack_act_row(void* row, int64_t n) {
     std::memcpy(bytes + b * sizeof(ActQ8_0x), &out, sizeof out);
   }
 }
-size_t act_row_bytes_q8_1(int64_t n) { return static_cast<size_t>(n / kQK) * sizeof(ActQ8_1); }
-size_t act_row_bytes_q8_k(int64_t n) { return static_cast<size_t>(n / kQKK) * sizeof(ActQ8_K); }
 
 void quantize_act_f32(const float* x, void* y, int64_t n) {
   std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float));

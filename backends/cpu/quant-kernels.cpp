@@ -63,7 +63,7 @@ Level detect_level() {
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
       return Level::avx512;
-    if (__builtin_cpu_supports("avxvnni")) return Level::avxvnni;
+    if (has_avxvnni()) return Level::avxvnni;
     return Level::avx2;
   }
 #endif

@@ -36,8 +36,8 @@ struct QuantKernels {
   // rows [0, 4) (rows w_stride bytes apart) to dst, which has their total size.
   void (*pack4)(int64_t n, const void* w_rows, size_t w_stride, void* dst) = nullptr;
   // s[c * s_stride + r] = dot(row r of the packed group, act row c), r < 4, c < n_cols <= kPackedCols.
-  // The activation rows are packed_act_rows (below): the SIMD kernels fold the quants'
-  // unsigned offset in through the block sums instead of recomputing them per group.
+  // The activation rows are in pack_act_row's layout (below): the SIMD kernels fold the
+  // quants' unsigned offset in through its block sums instead of recomputing them per group.
   void (*vec_dot_packed4)(int64_t n, float* s, size_t s_stride, const void* group, const void* act_rows,
                           size_t act_stride, int n_cols) = nullptr;
 };

@@ -304,7 +304,7 @@ size_t work_bytes(const Tensor& node, int n_threads) {
       const QuantKernels* k = kernels_ref(node.src[0]->type);
       if (!k) return 0;
       if (k->act_type == DType::F32) return kMulMatCounterBytes;
-      // Q8_0 rows may carry their block sums (weights repacked).
+      // Q8_0 rows may be in the packed kernels' wider layout (weights repacked).
       const int64_t n_in = node.src[1]->ne[0];
       const size_t row = k->act_type == DType::Q8_0 ? packed_act_row_bytes(n_in) : k->act_row_bytes(n_in);
       return kMulMatCounterBytes + row * static_cast<size_t>(node.src[1]->ne[1]);
