@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "models/registry.h"
-#include "runtime/kv-cache.h"
+#include "runtime/inference/kv-cache.h"
 
 namespace xent {
 namespace {

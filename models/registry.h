@@ -3,7 +3,7 @@
 #include <memory>
 
 #include "formats/error.h"
-#include "runtime/model.h"
+#include "runtime/inference/model.h"
 
 namespace xent {
 

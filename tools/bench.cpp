@@ -24,8 +24,8 @@
 #include "common.h"
 #include "formats/error.h"
 #include "quantize.h"
-#include "runtime/context.h"
-#include "runtime/model.h"
+#include "runtime/inference/context.h"
+#include "runtime/inference/model.h"
 
 namespace xent::app {
 

@@ -10,7 +10,7 @@
 #include "commands.h"
 #include "common.h"
 #include "formats/gguf.h"
-#include "runtime/model.h"
+#include "runtime/inference/model.h"
 
 namespace xent::app {
 namespace {

@@ -13,8 +13,8 @@
 #include "commands.h"
 #include "common.h"
 #include "formats/error.h"
-#include "runtime/context.h"
-#include "runtime/model.h"
+#include "runtime/inference/context.h"
+#include "runtime/inference/model.h"
 
 namespace xent::app {
 namespace {

@@ -6,7 +6,7 @@
 #include "commands.h"
 #include "common.h"
 #include "formats/gguf.h"
-#include "runtime/tokenizer.h"
+#include "runtime/tokenizer/tokenizer.h"
 
 namespace xent::app {
 namespace {

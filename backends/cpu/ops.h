@@ -6,7 +6,7 @@
 
 #include "backends/cpu/quant-kernels.h"
 #include "backends/cpu/vec-kernels.h"
-#include "runtime/tensor.h"
+#include "core/tensor.h"
 
 namespace xent::cpu {
 

@@ -6,7 +6,7 @@
 #include <memory>
 #include <unordered_map>
 
-#include "runtime/tensor.h"
+#include "core/tensor.h"
 
 namespace xent::cpu {
 

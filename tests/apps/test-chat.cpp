@@ -14,7 +14,7 @@
 #include <string>
 
 #include "formats/gguf.h"
-#include "runtime/tokenizer.h"
+#include "runtime/tokenizer/tokenizer.h"
 
 namespace {
 

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/context.h"
-#include "runtime/model.h"
+#include "runtime/inference/context.h"
+#include "runtime/inference/model.h"
 
 namespace xent::test {
 

@@ -14,7 +14,7 @@
 
 #include "common/run-xent.h"
 #include "formats/gguf.h"
-#include "runtime/model.h"
+#include "runtime/inference/model.h"
 
 namespace fs = std::filesystem;
 

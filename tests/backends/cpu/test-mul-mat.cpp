@@ -12,7 +12,7 @@
 #include "backends/cpu/packed-weights.h"
 #include "backends/cpu/quant-kernels.h"
 #include "formats/quants.h"
-#include "runtime/tensor.h"
+#include "core/tensor.h"
 
 using namespace xent;
 

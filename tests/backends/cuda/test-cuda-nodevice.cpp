@@ -9,8 +9,8 @@
 
 #include "backends/backend.h"
 #include "common/reference.h"
-#include "runtime/context.h"
-#include "runtime/model.h"
+#include "runtime/inference/context.h"
+#include "runtime/inference/model.h"
 
 using namespace xent;
 

@@ -20,8 +20,8 @@
 #include "backends/cuda/dequant.cuh"
 #include "common/reference.h"
 #include "formats/quants.h"
-#include "runtime/graph.h"
-#include "runtime/scheduler.h"
+#include "runtime/graph/graph.h"
+#include "runtime/graph/scheduler.h"
 
 using namespace xent;
 

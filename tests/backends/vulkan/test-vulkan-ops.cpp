@@ -16,8 +16,8 @@
 #include "backends/backend.h"
 #include "backends/cpu/cpu-backend.h"
 #include "formats/quants.h"
-#include "runtime/graph.h"
-#include "runtime/scheduler.h"
+#include "runtime/graph/graph.h"
+#include "runtime/graph/scheduler.h"
 
 namespace xent {
 std::unique_ptr<Backend> create_vulkan_backend(int device, std::string* why);

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "common/reference.h"
-#include "runtime/context.h"
-#include "runtime/model.h"
+#include "runtime/inference/context.h"
+#include "runtime/inference/model.h"
 
 namespace xent {
 std::unique_ptr<Backend> create_vulkan_backend(int device, std::string* why);

@@ -1,0 +1,219 @@
+#include "runtime/graph/graph.h"
+
+#include <atomic>
+#include <string>
+
+#include "formats/error.h"
+
+namespace xent {
+namespace {
+
+[[noreturn]] void shape_error(const char* op, const Tensor& a, const Tensor& b) {
+  throw Error(std::string("graph: ") + op + ": incompatible shapes " + describe(a) + " and " +
+              describe(b));
+}
+
+uint64_t next_version() {
+  static std::atomic<uint64_t> counter{0};
+  return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+bool is_row_broadcast(const Tensor& a, const Tensor& b) {
+  if (b.ne[0] != a.ne[0]) return false;
+  for (int d = 1; d < 4; ++d)
+    if (b.ne[d] != 1 && b.ne[d] != a.ne[d]) return false;
+  return true;
+}
+
+}  // namespace
+
+void Graph::clear() {
+  pool_.clear();
+  nodes_.clear();
+  inputs_.clear();
+  output_ = nullptr;
+  layer_ = -1;
+  version_ = next_version();
+}
+
+void Graph::set_output(Tensor* t) {
+  if (t != output_) version_ = next_version();
+  output_ = t;
+}
+
+Tensor* Graph::new_node(Op op, DType type, int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3) {
+  Tensor& t = pool_.emplace_back();
+  t.op = op;
+  t.type = type;
+  t.ne[0] = ne0;
+  t.ne[1] = ne1;
+  t.ne[2] = ne2;
+  t.ne[3] = ne3;
+  t.set_contiguous_strides();
+  t.layer = layer_;
+  t.name = op_name(op);
+  if (op != Op::None) nodes_.push_back(&t);
+  version_ = next_version();
+  return &t;
+}
+
+Tensor* Graph::input(DType type, int64_t ne0, int64_t ne1, const char* name) {
+  Tensor* t = new_node(Op::None, type, ne0, ne1, 1, 1);
+  t->name = name;
+  inputs_.push_back(t);
+  return t;
+}
+
+Tensor* Graph::get_rows(Tensor* table, Tensor* ids) {
+  if (ids->type != DType::I32 || ids->ne[1] != 1) shape_error("get_rows", *table, *ids);
+  Tensor* t = new_node(Op::GetRows, DType::F32, table->ne[0], ids->ne[0], 1, 1);
+  t->src[0] = table;
+  t->src[1] = ids;
+  return t;
+}
+
+Tensor* Graph::mul_mat(Tensor* w, Tensor* x) {
+  if (w->ne[0] != x->ne[0] || x->type != DType::F32 || w->ne[2] != 1 || w->ne[3] != 1)
+    shape_error("mul_mat", *w, *x);
+  Tensor* t = new_node(Op::MulMat, DType::F32, w->ne[1], x->ne[1], x->ne[2], x->ne[3]);
+  t->src[0] = w;
+  t->src[1] = x;
+  return t;
+}
+
+Tensor* Graph::add(Tensor* a, Tensor* b) {
+  if (!is_row_broadcast(*a, *b)) shape_error("add", *a, *b);
+  Tensor* t = new_node(Op::Add, DType::F32, a->ne[0], a->ne[1], a->ne[2], a->ne[3]);
+  t->src[0] = a;
+  t->src[1] = b;
+  return t;
+}
+
+Tensor* Graph::mul(Tensor* a, Tensor* b) {
+  if (!is_row_broadcast(*a, *b)) shape_error("mul", *a, *b);
+  Tensor* t = new_node(Op::Mul, DType::F32, a->ne[0], a->ne[1], a->ne[2], a->ne[3]);
+  t->src[0] = a;
+  t->src[1] = b;
+  return t;
+}
+
+Tensor* Graph::scale(Tensor* a, float s) {
+  Tensor* t = new_node(Op::Scale, DType::F32, a->ne[0], a->ne[1], a->ne[2], a->ne[3]);
+  t->src[0] = a;
+  t->f_params[0] = s;
+  return t;
+}
+
+Tensor* Graph::rms_norm(Tensor* x, Tensor* weight, float eps) {
+  if (weight && weight->ne[0] != x->ne[0]) shape_error("rms_norm", *x, *weight);
+  Tensor* t = new_node(Op::RmsNorm, DType::F32, x->ne[0], x->ne[1], x->ne[2], x->ne[3]);
+  t->src[0] = x;
+  t->src[1] = weight;
+  t->f_params[0] = eps;
+  return t;
+}
+
+Tensor* Graph::layer_norm(Tensor* x, Tensor* weight, Tensor* bias, float eps) {
+  if (weight && weight->ne[0] != x->ne[0]) shape_error("layer_norm", *x, *weight);
+  if (bias && bias->ne[0] != x->ne[0]) shape_error("layer_norm", *x, *bias);
+  Tensor* t = new_node(Op::LayerNorm, DType::F32, x->ne[0], x->ne[1], x->ne[2], x->ne[3]);
+  t->src[0] = x;
+  t->src[1] = weight;
+  t->src[2] = bias;
+  t->f_params[0] = eps;
+  return t;
+}
+
+Tensor* Graph::rope(Tensor* x, Tensor* positions, int32_t n_dims, int32_t mode, float freq_base,
+                    float freq_scale) {
+  if (positions->type != DType::I32 || positions->ne[0] != x->ne[2] || n_dims > x->ne[0] ||
+      n_dims % 2 != 0)
+    shape_error("rope", *x, *positions);
+  Tensor* t = new_node(Op::Rope, DType::F32, x->ne[0], x->ne[1], x->ne[2], x->ne[3]);
+  t->src[0] = x;
+  t->src[1] = positions;
+  t->i_params[kRopeNDims] = n_dims;
+  t->i_params[kRopeMode] = mode;
+  t->f_params[0] = freq_base;
+  t->f_params[1] = freq_scale;
+  return t;
+}
+
+Tensor* Graph::attention(Tensor* q, Tensor* k, Tensor* v, Tensor* k_cache, Tensor* v_cache,
+                         int32_t n_past, float scale, Tensor* mask) {
+  const int64_t hd = q->ne[0], n_head = q->ne[1], n_tok = q->ne[2];
+  const int64_t n_kv_head = k->ne[1];
+  if (k->ne[0] != hd || v->ne[0] != hd || v->ne[1] != n_kv_head || k->ne[2] != n_tok ||
+      v->ne[2] != n_tok || n_kv_head == 0 || n_head % n_kv_head != 0)
+    shape_error("attention", *q, *k);
+  if (k_cache->ne[0] != hd || k_cache->ne[1] != n_kv_head || v_cache->ne[0] != hd ||
+      v_cache->ne[1] != n_kv_head)
+    shape_error("attention (cache)", *k, *k_cache);
+  if (n_past < 0 || n_past + n_tok > k_cache->ne[2])
+    throw Error("graph: attention: positions [" + std::to_string(n_past) + ", " +
+                std::to_string(n_past + n_tok) + ") exceed the KV cache of " +
+                std::to_string(k_cache->ne[2]) + " tokens");
+  if (mask && (mask->type != DType::F32 || mask->ne[0] != n_tok || mask->ne[1] != n_tok))
+    shape_error("attention (mask)", *q, *mask);
+  Tensor* t = new_node(Op::Attention, DType::F32, hd * n_head, n_tok, 1, 1);
+  t->src[0] = q;
+  t->src[1] = k;
+  t->src[2] = v;
+  t->src[3] = k_cache;
+  t->src[4] = v_cache;
+  t->src[5] = mask;
+  t->i_params[kAttnNPast] = n_past;
+  t->f_params[0] = scale;
+  return t;
+}
+
+Tensor* Graph::silu(Tensor* x) {
+  Tensor* t = new_node(Op::Silu, DType::F32, x->ne[0], x->ne[1], x->ne[2], x->ne[3]);
+  t->src[0] = x;
+  return t;
+}
+
+Tensor* Graph::gelu(Tensor* x) {
+  Tensor* t = new_node(Op::Gelu, DType::F32, x->ne[0], x->ne[1], x->ne[2], x->ne[3]);
+  t->src[0] = x;
+  return t;
+}
+
+Tensor* Graph::swiglu(Tensor* gate, Tensor* up) {
+  for (int d = 0; d < 4; ++d)
+    if (gate->ne[d] != up->ne[d]) shape_error("swiglu", *gate, *up);
+  Tensor* t = new_node(Op::SwiGlu, DType::F32, gate->ne[0], gate->ne[1], gate->ne[2], gate->ne[3]);
+  t->src[0] = gate;
+  t->src[1] = up;
+  return t;
+}
+
+Tensor* Graph::reshape(Tensor* x, int64_t ne0, int64_t ne1, int64_t ne2) {
+  if (!x->is_contiguous() || ne0 * ne1 * ne2 != x->n_elements())
+    throw Error("graph: reshape of " + describe(*x) + " to " + std::to_string(ne0) + "x" +
+                std::to_string(ne1) + "x" + std::to_string(ne2) + " is not possible");
+  Tensor* t = new_node(Op::View, x->type, ne0, ne1, ne2, 1);
+  t->src[0] = x;
+  return t;
+}
+
+Tensor* Graph::view(Tensor* x, int64_t ne0, int64_t ne1, int64_t ne2, size_t nb1, size_t nb2,
+                    size_t offset_bytes) {
+  Tensor* t = new_node(Op::View, x->type, ne0, ne1, ne2, 1);
+  t->nb[1] = nb1;
+  t->nb[2] = nb2;
+  t->nb[3] = nb2 * static_cast<size_t>(ne2);
+  t->src[0] = x;
+  t->view_offset = offset_bytes;
+  if (offset_bytes + t->n_bytes() > x->n_bytes())
+    throw Error("graph: view of " + describe(*t) + " at byte " + std::to_string(offset_bytes) +
+                " runs past its source " + describe(*x));
+  return t;
+}
+
+Tensor* Graph::rows(Tensor* x, int64_t first, int64_t n) {
+  return view(x, x->ne[0], n, 1, x->nb[1], x->nb[1] * static_cast<size_t>(n),
+              x->nb[1] * static_cast<size_t>(first));
+}
+
+}  // namespace xent

@@ -1,0 +1,63 @@
+// The compute graph of one evaluation step: model code calls these builders, each
+// checks shapes and appends a node, so `nodes()` is already in execution order.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace xent {
+
+class Graph {
+ public:
+  // Leaves. `input` tensors get their bytes from the caller before each evaluation.
+  Tensor* input(DType type, int64_t ne0, int64_t ne1 = 1, const char* name = "input");
+  // Wraps a tensor owned elsewhere (weights, caches) so ops can use it.
+  Tensor* external(Tensor* t) { return t; }
+
+  Tensor* get_rows(Tensor* table, Tensor* ids);
+  Tensor* mul_mat(Tensor* w, Tensor* x);
+  Tensor* add(Tensor* a, Tensor* b);
+  Tensor* mul(Tensor* a, Tensor* b);
+  Tensor* scale(Tensor* a, float s);
+  Tensor* rms_norm(Tensor* x, Tensor* weight, float eps);
+  Tensor* layer_norm(Tensor* x, Tensor* weight, Tensor* bias, float eps);
+  Tensor* rope(Tensor* x, Tensor* positions, int32_t n_dims, int32_t mode, float freq_base,
+               float freq_scale);
+  // mask: optional [n_tok, n_tok] f32 (see Op::Attention); null means causal.
+  Tensor* attention(Tensor* q, Tensor* k, Tensor* v, Tensor* k_cache, Tensor* v_cache,
+                    int32_t n_past, float scale, Tensor* mask = nullptr);
+  Tensor* silu(Tensor* x);
+  Tensor* gelu(Tensor* x);
+  Tensor* swiglu(Tensor* gate, Tensor* up);
+
+  // Views share their source's bytes. reshape needs a contiguous source.
+  Tensor* reshape(Tensor* x, int64_t ne0, int64_t ne1, int64_t ne2 = 1);
+  Tensor* view(Tensor* x, int64_t ne0, int64_t ne1, int64_t ne2, size_t nb1, size_t nb2,
+               size_t offset_bytes);
+  // The columns [first, first + n) of every row of a 2-D tensor, e.g. one token's logits.
+  Tensor* rows(Tensor* x, int64_t first, int64_t n);
+
+  void set_current_layer(int layer) { layer_ = layer; }
+  void set_output(Tensor* t);
+  Tensor* output() const { return output_; }
+  const std::vector<Tensor*>& nodes() const { return nodes_; }
+  const std::vector<Tensor*>& inputs() const { return inputs_; }
+  void clear();
+  // Changes (to a value no other graph has had) whenever a node is added or the graph is
+  // cleared, so a scheduler can tell whether the graph it planned is still the same one.
+  // Setting node parameters or input bytes does not change it.
+  uint64_t version() const { return version_; }
+
+ private:
+  Tensor* new_node(Op op, DType type, int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3);
+  std::deque<Tensor> pool_;  // stable addresses
+  std::vector<Tensor*> nodes_;
+  std::vector<Tensor*> inputs_;
+  Tensor* output_ = nullptr;
+  int layer_ = -1;
+  uint64_t version_ = 0;
+};
+
+}  // namespace xent

@@ -1,0 +1,223 @@
+#include "runtime/inference/context.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "backends/cpu/cpu-backend.h"
+#include "backends/cpu/packed-weights.h"
+#include "formats/error.h"
+
+namespace xent {
+
+Context::Context(const Model& model, const ContextParams& params, std::vector<std::string>* notes)
+    : model_(model), params_(params) {
+  const HParams& hp = model.hparams();
+  n_ctx_ = params.n_ctx > 0 ? params.n_ctx : std::min<int64_t>(hp.n_ctx_train, 4096);
+  if (n_ctx_ <= 0) throw Error("context: invalid context size " + std::to_string(n_ctx_));
+  if (hp.learned_positions && n_ctx_ > hp.n_ctx_train)
+    throw Error("context: " + std::to_string(n_ctx_) + " tokens requested, but this " + hp.arch +
+                " model has learned positions for only " + std::to_string(hp.n_ctx_train));
+  if (n_ctx_ > (int64_t{1} << 24)) throw Error("context: size " + std::to_string(n_ctx_) + " is too large");
+  if (params_.n_ubatch <= 0) params_.n_ubatch = 512;
+
+  const int n_threads = params.n_threads > 0
+                            ? params.n_threads
+                            : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  bool have_cpu = false;
+  for (const std::string& name : params.backends) {
+    std::string why;
+    std::unique_ptr<Backend> b = create_backend(name, n_threads, &why);
+    if (!b) {
+      if (notes) notes->push_back(name + " backend unavailable: " + why + "; using the CPU");
+      continue;
+    }
+    have_cpu = have_cpu || b->is_host();
+    backends_.push_back(std::move(b));
+  }
+  if (!have_cpu) backends_.push_back(create_backend("cpu", n_threads, nullptr));
+  if (params.cpu_reference_kernels) {
+    for (auto& b : backends_)
+      if (b->is_host()) b = std::make_unique<cpu::CpuBackend>(n_threads, true);
+  }
+
+  // Everything on the CPU: its matmuls read the weights repacked (made once per model).
+  // With a GPU backend the CPU is only the fallback, and the originals stay as they are.
+  // Only a mapped file's pages can be given back after copying; a model read into memory
+  // (--no-mmap) keeps its one copy rather than holding the weights twice.
+  bool cpu_only = true;
+  for (auto& b : backends_) cpu_only = cpu_only && b->is_host();
+  if (cpu_only && !params.cpu_reference_kernels && model.mmapped()) {
+    packed_ = std::static_pointer_cast<const cpu::PackedWeights>(model.shared_state(
+        "cpu-packed-weights", [&] { return cpu::pack_weights(model.weights()); }));
+    for (auto& b : backends_)
+      if (auto* cpu = dynamic_cast<cpu::CpuBackend*>(b.get())) cpu->set_packed_weights(packed_);
+  }
+
+  // -ngl: layers [0, n_gpu_layers) on the first non-host backend; the output layer (-1)
+  // when all blocks are there.
+  int gpu_layers = params.n_gpu_layers < 0 ? static_cast<int>(hp.n_layer) + 1 : params.n_gpu_layers;
+  auto layer_allowed = [gpu_layers, n_layer = hp.n_layer](size_t, int layer) {
+    if (layer < 0) return gpu_layers > n_layer;
+    return layer < gpu_layers;
+  };
+  std::vector<Backend*> order;
+  for (auto& b : backends_) order.push_back(b.get());
+  sched_ = std::make_unique<Scheduler>(order, layer_allowed);
+
+  // Each layer's cache lives on the backend that will run its attention.
+  Backend* host = nullptr;
+  for (auto& b : backends_)
+    if (b->is_host() && !host) host = b.get();
+  std::vector<Backend*> cache_home(hp.n_layer, host);
+  Tensor probe_q, probe_k, probe_cache;
+  probe_q.ne[0] = probe_k.ne[0] = probe_cache.ne[0] = hp.head_dim;
+  probe_cache.type = DType::F16;
+  // Real strides, so backends that check operand layouts judge the probe like a real node.
+  for (Tensor* t : {&probe_q, &probe_k, &probe_cache}) t->set_contiguous_strides();
+  Tensor probe;
+  probe.op = Op::Attention;
+  probe.src[0] = &probe_q;
+  probe.src[1] = probe.src[2] = &probe_k;
+  probe.src[3] = probe.src[4] = &probe_cache;
+  for (int64_t l = 0; l < hp.n_layer; ++l) {
+    for (size_t i = 0; i < order.size(); ++i) {
+      if (order[i]->is_host()) break;
+      if (layer_allowed(i, static_cast<int>(l)) && order[i]->supports(probe)) {
+        cache_home[l] = order[i];
+        break;
+      }
+    }
+  }
+  kv_ = std::make_unique<KvCache>(hp.n_layer, hp.head_dim, hp.n_head_kv, n_ctx_, cache_home);
+
+  // Upload the weights of the layers the first GPU backend may run, once.
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (order[i]->is_host()) continue;
+    for (const Tensor& w : model.weights()) {
+      if (!layer_allowed(i, w.layer)) continue;
+      weight_buffers_.push_back(order[i]->alloc_buffer(w.n_bytes()));
+      Buffer* buf = weight_buffers_.back().get();
+      order[i]->upload(*buf, 0, w.data, w.n_bytes());
+      Tensor& copy = resident_weights_.emplace_back(w);
+      copy.data = nullptr;
+      copy.buffer = buf;
+      copy.offset = 0;
+      sched_->add_resident(&w, &copy);
+    }
+    break;
+  }
+}
+
+Context::~Context() = default;
+
+size_t Context::repacked_bytes() const { return packed_ ? packed_->bytes : 0; }
+
+void Context::set_n_threads(int n) {
+  for (auto& b : backends_) b->set_n_threads(n);
+}
+
+void Context::truncate(int32_t n) { n_past_ = std::clamp<int32_t>(n, 0, n_past_); }
+
+void Context::restore_n_past(int32_t n) {
+  if (n < 0 || n > n_ctx_) throw Error("context: cannot restore " + std::to_string(n) + " positions");
+  n_past_ = n;
+}
+
+void Context::check_tokens(const int32_t* tokens, size_t n) const {
+  const int64_t n_vocab = model_.hparams().n_vocab;
+  if (n == 0) throw Error("decode: no tokens to evaluate");
+  if (static_cast<int64_t>(n_past_) + static_cast<int64_t>(n) > n_ctx_)
+    throw Error("decode: " + std::to_string(n) + " tokens after " + std::to_string(n_past_) +
+                " would exceed the context of " + std::to_string(n_ctx_) + " tokens");
+  for (size_t i = 0; i < n; ++i)
+    if (tokens[i] < 0 || tokens[i] >= n_vocab)
+      throw Error("decode: token id " + std::to_string(tokens[i]) + " is outside the vocabulary (" +
+                  std::to_string(n_vocab) + ")");
+}
+
+void Context::evaluate(const int32_t* tokens, const int32_t* positions, const float* mask, size_t n,
+                       bool keep_all_logits, float* logits_out) {
+  const int64_t n_vocab = model_.hparams().n_vocab;
+  token_buf_.assign(tokens, tokens + n);
+  pos_buf_.assign(positions, positions + n);
+  if (mask) mask_buf_.assign(mask, mask + n * n);
+  const GraphShape shape{n, mask != nullptr, keep_all_logits};
+  if (!params_.reuse_graph || !graph_built_ || !(shape == graph_shape_)) {
+    graph_built_ = false;
+    attention_nodes_.clear();
+    graph_.clear();
+    step_in_ = StepInputs{};
+    step_in_.tokens = graph_.input(DType::I32, static_cast<int64_t>(n), 1, "tokens");
+    step_in_.positions = graph_.input(DType::I32, static_cast<int64_t>(n), 1, "positions");
+    if (mask) step_in_.mask = graph_.input(DType::F32, static_cast<int64_t>(n), static_cast<int64_t>(n), "mask");
+    step_in_.n_tok = static_cast<int32_t>(n);
+    step_in_.n_past = n_past_;
+    step_in_.kv = kv_.get();
+    step_in_.all_logits = keep_all_logits;
+    graph_out_ = model_.architecture().build(graph_, step_in_);
+    graph_.set_output(graph_out_);
+    for (Tensor* node : graph_.nodes())
+      if (node->op == Op::Attention) attention_nodes_.push_back(node);
+    graph_shape_ = shape;
+    graph_built_ = true;
+  } else {
+    // The same graph one step on: only the cache position moves (check_tokens made sure
+    // the new rows fit).
+    for (Tensor* a : attention_nodes_) a->i_params[kAttnNPast] = n_past_;
+  }
+  step_in_.tokens->data = token_buf_.data();
+  step_in_.positions->data = pos_buf_.data();
+  if (mask) step_in_.mask->data = mask_buf_.data();
+  Tensor* out = graph_out_;
+  sched_->run(graph_);
+  if (logits_out) {
+    const size_t rows = static_cast<size_t>(out->ne[1]);
+    for (size_t r = 0; r < rows; ++r)
+      std::memcpy(logits_out + r * n_vocab, static_cast<const uint8_t*>(out->data) + r * out->nb[1],
+                  n_vocab * sizeof(float));
+  }
+  n_past_ += static_cast<int32_t>(n);
+  n_evaluated_ += n;
+}
+
+void Context::decode(const int32_t* tokens, size_t n, bool all_logits) {
+  check_tokens(tokens, n);
+  const int64_t n_vocab = model_.hparams().n_vocab;
+  n_logit_rows_ = all_logits ? n : 1;
+  logits_.resize(n_logit_rows_ * static_cast<size_t>(n_vocab));
+  std::vector<int32_t>& positions = positions_;
+  for (size_t done = 0; done < n;) {
+    const size_t n_tok = std::min<size_t>(n - done, static_cast<size_t>(params_.n_ubatch));
+    const bool last = done + n_tok == n;
+    positions.resize(n_tok);
+    for (size_t i = 0; i < n_tok; ++i) positions[i] = n_past_ + static_cast<int32_t>(i);
+    float* out = all_logits ? &logits_[done * n_vocab] : (last ? logits_.data() : nullptr);
+    evaluate(tokens + done, positions.data(), nullptr, n_tok, all_logits, out);
+    done += n_tok;
+  }
+}
+
+void Context::decode_tree(const int32_t* tokens, const int32_t* positions, const float* mask, size_t n) {
+  check_tokens(tokens, n);
+  if (n > static_cast<size_t>(params_.n_ubatch))
+    throw Error("decode_tree: " + std::to_string(n) + " tokens exceed the batch size " +
+                std::to_string(params_.n_ubatch));
+  const int64_t n_vocab = model_.hparams().n_vocab;
+  n_logit_rows_ = n;
+  logits_.resize(n * static_cast<size_t>(n_vocab));
+  evaluate(tokens, positions, mask, n, true, logits_.data());
+}
+
+const float* Context::logits() const {
+  if (n_logit_rows_ == 0) throw Error("logits: nothing has been evaluated yet");
+  return &logits_[(n_logit_rows_ - 1) * static_cast<size_t>(n_vocab())];
+}
+
+const float* Context::logits_at(size_t i) const {
+  if (i >= n_logit_rows_) throw Error("logits: row " + std::to_string(i) + " was not kept");
+  return &logits_[i * static_cast<size_t>(n_vocab())];
+}
+
+}  // namespace xent

@@ -1,0 +1,110 @@
+// One inference session over a Model: its KV cache, backends, scheduler and logits.
+// Not thread-safe: use one Context per thread (they can share the Model).
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "runtime/graph/graph.h"
+#include "runtime/inference/kv-cache.h"
+#include "runtime/inference/model.h"
+#include "runtime/graph/scheduler.h"
+
+namespace xent {
+namespace cpu {
+struct PackedWeights;
+}
+
+struct ContextParams {
+  int64_t n_ctx = 0;       // 0: the model's training context, at most 4096
+  int32_t n_ubatch = 512;  // most tokens evaluated in one graph
+  int n_threads = 0;       // 0: all hardware threads
+  // Backend names in preference order ("vulkan", "cuda", "cpu"); the CPU is always added
+  // last as the fallback. Unavailable backends are skipped with a message.
+  std::vector<std::string> backends = {"cpu"};
+  int n_gpu_layers = -1;   // layers on the first non-CPU backend; -1: all (+ the output)
+  bool cpu_reference_kernels = false;  // tests: scalar dot products instead of SIMD
+  // Keep the last step's graph and plan and reuse them while the step has the same shape
+  // (token count, mask or not, which logits): a decode step then only patches n_past and
+  // its inputs. Off: every step is built and planned afresh (tests compare the two).
+  bool reuse_graph = true;
+};
+
+class Context {
+ public:
+  // Throws xent::Error: n_ctx larger than a learned-position model allows, or too large
+  // for memory. `notes` receives one line per backend that was asked for but skipped.
+  Context(const Model& model, const ContextParams& params, std::vector<std::string>* notes = nullptr);
+  ~Context();
+
+  // Evaluates tokens at positions n_past() .. n_past() + n - 1 and appends them to the
+  // cache. Throws xent::Error on an invalid id or when the context would overflow (the
+  // cache is then unchanged). With all_logits, logits_at(i) gives token i's logits.
+  void decode(const int32_t* tokens, size_t n, bool all_logits = false);
+  // Evaluates a token tree in one step: token i goes to cache row n_past() + i with
+  // RoPE/position positions[i]; mask[t * n + u] is 0 when token t may see batch token u
+  // (and -INFINITY otherwise); every token sees the whole cached prefix. Logits of every
+  // token are kept. n must be at most the ubatch size. Callers usually truncate() the
+  // tree away afterwards.
+  void decode_tree(const int32_t* tokens, const int32_t* positions, const float* mask, size_t n);
+  const float* logits() const;  // the last evaluated token's logits [n_vocab]
+  const float* logits_at(size_t i) const;
+  size_t n_logits() const { return n_logit_rows_; }
+
+  int32_t n_past() const { return n_past_; }
+  // Forgets positions >= n (keeps the first n tokens of the cache).
+  void truncate(int32_t n);
+  // After loading saved cache rows [0, n): those positions are valid again.
+  void restore_n_past(int32_t n);
+  int64_t n_ctx() const { return n_ctx_; }
+  int64_t n_vocab() const { return model_.hparams().n_vocab; }
+  uint64_t n_tokens_evaluated() const { return n_evaluated_; }  // since creation
+  const Model& model() const { return model_; }
+  KvCache& kv_cache() { return *kv_; }
+  const std::vector<std::unique_ptr<Backend>>& backends() const { return backends_; }
+  const Scheduler& scheduler() const { return *sched_; }
+  void set_n_threads(int n);
+  // Bytes of weights the CPU backend reads from its repacked copy instead of the file.
+  size_t repacked_bytes() const;
+
+ private:
+  const Model& model_;
+  ContextParams params_;
+  int64_t n_ctx_ = 0;
+  std::vector<std::unique_ptr<Backend>> backends_;
+  std::unique_ptr<KvCache> kv_;
+  std::unique_ptr<Scheduler> sched_;
+  // Weights uploaded once to a GPU backend: device copies and their buffers.
+  std::deque<Tensor> resident_weights_;
+  std::vector<std::unique_ptr<Buffer>> weight_buffers_;
+  std::shared_ptr<const cpu::PackedWeights> packed_;  // the model's, shared
+  Graph graph_;
+  // What graph_ was built for; reused while a step has the same shape.
+  struct GraphShape {
+    size_t n_tok = 0;
+    bool masked = false;
+    bool all_logits = false;
+    bool operator==(const GraphShape&) const = default;
+  };
+  bool graph_built_ = false;
+  GraphShape graph_shape_;
+  StepInputs step_in_;
+  Tensor* graph_out_ = nullptr;
+  std::vector<Tensor*> attention_nodes_;  // their n_past is patched on reuse
+  // One graph evaluation of n tokens at cache rows [n_past_, n_past_ + n).
+  void evaluate(const int32_t* tokens, const int32_t* positions, const float* mask, size_t n,
+                bool keep_all_logits, float* logits_out);
+  void check_tokens(const int32_t* tokens, size_t n) const;
+
+  std::vector<int32_t> token_buf_, pos_buf_, positions_;
+  std::vector<float> mask_buf_;
+  std::vector<float> logits_;
+  size_t n_logit_rows_ = 0;
+  int32_t n_past_ = 0;
+  uint64_t n_evaluated_ = 0;
+};
+
+}  // namespace xent
