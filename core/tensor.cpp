@@ -72,4 +72,9 @@ std::string describe(const Tensor& t) {
   return s;
 }
 
+bool rope_is_plain(const Tensor& node) {
+  return node.op == Op::Rope && !node.src[2] && node.f_params[kRopeExtFactor] == 0.0f &&
+         node.f_params[kRopeAttnFactor] == 1.0f;
+}
+
 }  // namespace xent

@@ -22,7 +22,8 @@ enum class Op : uint8_t {
   Scale,      // src0 * f_params[0]
   RmsNorm,    // x / rms(x) * src1 (weight, optional); eps = f_params[0]
   LayerNorm,  // (x - mean) / std * src1 + src2 (both optional); eps = f_params[0]
-  Rope,       // src0 [head_dim, n_heads, n_tok], src1 positions [n_tok] i32; see RopeParams
+  Rope,       // src0 [head_dim, n_heads, n_tok], src1 positions [n_tok] i32, src2 optional
+              // frequency factors [n_dims / 2] f32; see RopeParam
   Attention,  // see AttentionParams
   Silu,
   Gelu,       // tanh approximation, as GPT-2
@@ -32,11 +33,22 @@ const char* op_name(Op op);
 
 constexpr int kMaxSrc = 6;
 
-// i_params layout of Op::Rope.
-enum RopeParam { kRopeNDims = 0, kRopeMode = 1 };  // mode 0: adjacent pairs, 2: NeoX halves
+// i_params layout of Op::Rope: [0] n_dims, [1] mode, [2] n_ctx_orig (YaRN).
+enum RopeParam { kRopeNDims = 0, kRopeMode = 1, kRopeNCtxOrig = 2 };  // mode 0: adjacent pairs, 2: NeoX halves
 constexpr int32_t kRopeModeNormal = 0;
 constexpr int32_t kRopeModeNeox = 2;
-// f_params of Op::Rope: [0] freq_base, [1] freq_scale.
+// f_params of Op::Rope: [0] freq_base, [1] freq_scale, [2] ext_factor, [3] attn_factor,
+// [4] beta_fast, [5] beta_slow. Pair i of a row at position p turns by
+//   theta_extrap = p * freq_base^(-2i/n_dims) / factor[i]     (factor 1 without src2)
+//   theta        = theta_extrap * freq_scale                   (linear scaling)
+// and with ext_factor != 0 (YaRN) by a blend of the two, theta_extrap * r + theta * (1 - r),
+// r = ext_factor * ramp(i) (1 below the beta_fast correction dimension, 0 above beta_slow's);
+// cos and sin are multiplied by attn_factor, and with YaRN by 1 + 0.1 ln(1 / freq_scale).
+enum RopeFParam { kRopeBase = 0, kRopeScale, kRopeExtFactor, kRopeAttnFactor, kRopeBetaFast, kRopeBetaSlow };
+struct Tensor;
+// True when a Rope node is the plain rotation (no factors, no YaRN, attn_factor 1) that
+// every backend implements; the others run on the CPU.
+bool rope_is_plain(const Tensor& node);
 
 // Op::Attention: src0 q [hd, n_head, n_tok] f32, src1 k_new [hd, n_kv_head, n_tok] f32,
 // src2 v_new (same), src3 k_cache and src4 v_cache (leaves [hd, n_kv_head, n_ctx] f16),
@@ -56,7 +68,7 @@ struct Tensor {
   Op op = Op::None;
   Tensor* src[kMaxSrc] = {};
   int32_t i_params[4] = {};
-  float f_params[4] = {};
+  float f_params[6] = {};
   size_t view_offset = 0;        // Op::View: byte offset into src[0]
 
   // Storage. `data` is a host address when the bytes are host-visible (mapping,

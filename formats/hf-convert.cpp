@@ -40,6 +40,12 @@ struct Hyper {
   int64_t n_vocab = 0, n_ctx = 0, n_embd = 0, n_layer = 0, n_ff = 0, n_head = 0, n_head_kv = 0, head_dim = 0;
   double norm_eps = 1e-5, rope_base = 10000;
   std::optional<double> rope_linear_factor;
+  // rope_scaling.rope_type "llama3": written as rope_freqs.weight, one divisor per pair.
+  bool rope_llama3 = false;
+  double llama3_factor = 8, llama3_low = 1, llama3_high = 4, llama3_orig_ctx = 8192;
+  // rope_type "yarn" (Qwen2.5 long context): written as rope.scaling.* keys.
+  std::optional<double> rope_yarn_factor;
+  int64_t yarn_orig_ctx = 0;
   bool tied = false;
 };
 
@@ -51,6 +57,49 @@ std::string arch_of(const Config& c) {
   for (const char* const* a = kSupported; *a; ++a) list += (list.empty() ? "" : ", ") + std::string(*a);
   throw Error("unsupported architecture '" + (c.architecture.empty() ? "(none in config.json)" : c.architecture) +
               "' (supported: " + list + ")");
+}
+
+// config.json's rope_scaling. Every field must be one we write into the GGUF: anything
+// else would change the model's arithmetic without the file saying so.
+void read_rope_scaling(const Config& c, Hyper& h) {
+  const auto& rs = c.json["rope_scaling"];
+  const std::string type = rs.value("rope_type", rs.value("type", ""));
+  const auto number = [&](const char* key, double fallback) {
+    if (!rs.contains(key)) return fallback;
+    if (!rs[key].is_number() || !(rs[key].get<double>() > 0))
+      throw Error(std::string("config.json: rope_scaling.") + key + " must be a positive number");
+    return rs[key].get<double>();
+  };
+  std::vector<std::string> known = {"rope_type", "type", "factor"};
+  if (type == "linear") {
+    h.rope_linear_factor = number("factor", 1.0);
+  } else if (type == "llama3") {
+    h.rope_llama3 = true;
+    h.llama3_factor = number("factor", 8.0);
+    h.llama3_low = number("low_freq_factor", 1.0);
+    h.llama3_high = number("high_freq_factor", 4.0);
+    h.llama3_orig_ctx = number("original_max_position_embeddings",
+                               static_cast<double>(c.find_int({"original_max_position_embeddings"}).value_or(8192)));
+    if (h.llama3_low == h.llama3_high)
+      throw Error("config.json: rope_scaling low_freq_factor and high_freq_factor must differ");
+    known.insert(known.end(), {"low_freq_factor", "high_freq_factor", "original_max_position_embeddings"});
+  } else if (type == "yarn") {
+    h.rope_yarn_factor = number("factor", 1.0);
+    h.yarn_orig_ctx = static_cast<int64_t>(number("original_max_position_embeddings", static_cast<double>(h.n_ctx)));
+    // The peer's YaRN uses beta_fast 32, beta_slow 1 and attention factor 0.1 ln(factor) + 1,
+    // Hugging Face's defaults; other values would need keys GGUF readers do not share.
+    if (number("beta_fast", 32.0) != 32.0 || number("beta_slow", 1.0) != 1.0)
+      throw Error("config.json: rope_scaling yarn with beta_fast/beta_slow other than 32/1 is not supported");
+    if (rs.contains("attention_factor") &&
+        std::fabs(number("attention_factor", 1.0) - (0.1 * std::log(*h.rope_yarn_factor) + 1.0)) > 1e-6)
+      throw Error("config.json: rope_scaling yarn attention_factor other than 0.1 ln(factor) + 1 is not supported");
+    known.insert(known.end(), {"original_max_position_embeddings", "beta_fast", "beta_slow", "attention_factor"});
+  } else if (!type.empty() && type != "default") {
+    throw Error("config.json: rope_scaling type '" + type + "' is not supported (supported: linear, llama3, yarn)");
+  }
+  for (const auto& [key, value] : rs.items())
+    if (std::find(known.begin(), known.end(), key) == known.end() && !value.is_null())
+      throw Error("config.json: rope_scaling." + key + " is not supported");
 }
 
 Hyper read_hyper(const Config& c) {
@@ -77,14 +126,7 @@ Hyper read_hyper(const Config& c) {
     h.norm_eps = c.find_float({"rms_norm_eps"}).value_or(1e-6);
     h.rope_base = c.find_float({"rope_theta"}).value_or(10000.0);
     h.tied = c.get_bool_or("tie_word_embeddings", false);
-    if (c.json.contains("rope_scaling") && c.json["rope_scaling"].is_object()) {
-      const auto& rs = c.json["rope_scaling"];
-      const std::string type = rs.value("rope_type", rs.value("type", ""));
-      if (type == "linear" && rs.contains("factor") && rs["factor"].is_number())
-        h.rope_linear_factor = rs["factor"].get<double>();
-      else if (!type.empty() && type != "default")
-        throw Error("config.json: rope_scaling type '" + type + "' is not supported");
-    }
+    if (c.json.contains("rope_scaling") && c.json["rope_scaling"].is_object()) read_rope_scaling(c, h);
   }
   for (int64_t v : {h.n_vocab, h.n_embd, h.n_layer, h.n_head, h.n_head_kv, h.n_ctx, h.n_ff})
     if (v <= 0 || v > (int64_t{1} << 32)) throw Error("config.json: a size is out of range (" + std::to_string(v) + ")");
@@ -384,6 +426,11 @@ ConvertResult convert_checkpoint(const ConvertParams& p) {
       w.set_string(a + ".rope.scaling.type", "linear");
       w.set_f32(a + ".rope.scaling.factor", static_cast<float>(*h.rope_linear_factor));
     }
+    if (h.rope_yarn_factor) {
+      w.set_string(a + ".rope.scaling.type", "yarn");
+      w.set_f32(a + ".rope.scaling.factor", static_cast<float>(*h.rope_yarn_factor));
+      w.set_u32(a + ".rope.scaling.original_context_length", static_cast<uint32_t>(h.yarn_orig_ctx));
+    }
   }
   w.set_string("tokenizer.ggml.model", vocab.model);
   w.set_string("tokenizer.ggml.pre", vocab.pre);
@@ -432,8 +479,36 @@ ConvertResult convert_checkpoint(const ConvertParams& p) {
     log(it.src->name + " -> " + it.name + " [" + shape + "] " + st::elem_type_name(it.src->type) + " -> " +
         dtype_name(type));
   }
+  std::vector<float> rope_factors;  // must outlive w.write()
+  if (h.rope_llama3) {
+    rope_factors = llama3_rope_factors(h.rope_base, h.head_dim, h.llama3_factor, h.llama3_low, h.llama3_high,
+                                       h.llama3_orig_ctx);
+    w.add_tensor("rope_freqs.weight", DType::F32, {static_cast<int64_t>(rope_factors.size())}, rope_factors.data(),
+                 rope_factors.size() * sizeof(float));
+    ++r.n_tensors;
+    log("(llama3 rope_scaling) -> rope_freqs.weight [" + std::to_string(rope_factors.size()) + "] F32");
+  }
   w.write(p.output);
   return r;
+}
+
+std::vector<float> llama3_rope_factors(double base, int64_t n_rot, double factor, double low_freq_factor,
+                                       double high_freq_factor, double original_context) {
+  std::vector<float> out;
+  const double low_wavelen = original_context / low_freq_factor, high_wavelen = original_context / high_freq_factor;
+  for (int64_t i = 0; i < n_rot / 2; ++i) {
+    const double freq = std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(n_rot));
+    const double wavelen = 2.0 * 3.141592653589793 / freq;
+    double f = 1.0;
+    if (wavelen > low_wavelen) {
+      f = factor;
+    } else if (wavelen >= high_wavelen) {
+      const double smooth = (original_context / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+      f = 1.0 / ((1.0 - smooth) / factor + smooth);
+    }
+    out.push_back(static_cast<float>(f));
+  }
+  return out;
 }
 
 }  // namespace xent::hf

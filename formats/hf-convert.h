@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "formats/dtype.h"
 
@@ -33,6 +34,13 @@ const char* const* supported_architectures();  // null-terminated
 // The tensor order GGUF producers use: tensors outside blocks by name, then each block
 // (blk.N.*) in numeric order, its tensors by name. `xent quantize` writes this order too.
 bool tensor_name_order(const std::string& a, const std::string& b);
+
+// Llama 3's rope scaling (config.json rope_scaling.rope_type "llama3") as the divisor of
+// each rotary pair's frequency, the rope_freqs.weight tensor GGUF files carry: pairs whose
+// wavelength is shorter than original_context / high_freq_factor keep theirs, those longer
+// than original_context / low_freq_factor are divided by `factor`, the band between blends.
+std::vector<float> llama3_rope_factors(double base, int64_t n_rot, double factor, double low_freq_factor,
+                                       double high_freq_factor, double original_context);
 
 // Throws xent::Error naming the problem: unsupported architecture (listing the supported
 // ones), missing/mis-shaped tensors, a bad tokenizer, malformed safetensors.

@@ -46,20 +46,28 @@ class Llama final : public Architecture {
       throw Error("model: " + a + ".rope.dimension_count " + std::to_string(hp.n_rot) +
                   " does not fit head size " + std::to_string(hp.head_dim));
     hp.norm_eps = w.arch_float_or(a, "attention.layer_norm_rms_epsilon", 1e-5f);
-    hp.rope_freq_base = w.arch_float_or(a, "rope.freq_base", 10000.0f);
-    const float linear = w.arch_float_or(a, "rope.scale_linear", 0.0f);
-    hp.rope_freq_scale = linear > 0 ? 1.0f / linear : 1.0f;
-    if (auto t = w.file().get_string(a + ".rope.scaling.type"); t && *t == "linear") {
-      const float f = w.arch_float_or(a, "rope.scaling.factor", 1.0f);
-      if (f > 0) hp.rope_freq_scale = 1.0f / f;
-    }
-
+    if (const int64_t v = w.arch_int_or(a, "attention.value_length", hp.head_dim); v != hp.head_dim)
+      throw Error("model: " + a + ".attention.value_length " + std::to_string(v) + " differs from key_length " +
+                  std::to_string(hp.head_dim) + ", which xent does not support");
+    for (const char* key : {"expert_count", "expert_used_count"})
+      if (w.file().find(a + "." + key) && w.file().get_int(a + "." + key).value_or(1) != 0)
+        throw Error("model: " + a + "." + key + " says this is a mixture-of-experts model, which xent does not support");
+      else
+        w.mark_key(a + "." + key);
+    w.mark_key(a + ".vocab_size");             // the tokenizer and token_embd give it
+    w.mark_key(a + ".rope.scaling.finetuned");  // informational
+    read_rope_scaling(w, hp);
     const int64_t d = hp.n_embd, q_dim = hp.n_head * hp.head_dim, kv_dim = hp.n_head_kv * hp.head_dim;
     tok_embd_ = w.get("token_embd.weight", {d, hp.n_vocab});
     output_norm_ = w.get("output_norm.weight", {d});
     // Tied embeddings: models without output.weight reuse the token embedding.
     output_ = w.get("output.weight", {d, hp.n_vocab}, -1, false);
     if (!output_) output_ = tok_embd_;
+    // Llama 3.1+ rope scaling: a divisor per frequency pair, shared by every layer.
+    rope_.freq_factors = w.get("rope_freqs.weight", {hp.n_rot / 2}, -1, false);
+    if (rope_.freq_factors && rope_.freq_factors->type != DType::F32)
+      throw Error("model: tensor 'rope_freqs.weight' is " + std::string(dtype_name(rope_.freq_factors->type)) +
+                  ", expected F32");
     layers_.resize(hp.n_layer);
     for (int64_t i = 0; i < hp.n_layer; ++i) {
       const std::string p = "blk." + std::to_string(i) + ".";
@@ -100,9 +108,9 @@ class Llama final : public Architecture {
       k = g.reshape(k, hd, hp_.n_head_kv, n_tok);
       v = g.reshape(v, hd, hp_.n_head_kv, n_tok);
       q = g.rope(q, in.positions, static_cast<int32_t>(hp_.n_rot), rope_mode, hp_.rope_freq_base,
-                 hp_.rope_freq_scale);
+                 hp_.rope_freq_scale, rope_);
       k = g.rope(k, in.positions, static_cast<int32_t>(hp_.n_rot), rope_mode, hp_.rope_freq_base,
-                 hp_.rope_freq_scale);
+                 hp_.rope_freq_scale, rope_);
       Tensor* attn = g.attention(q, k, v, in.kv->k(il), in.kv->v(il), in.n_past, kq_scale, in.mask);
       x = g.add(x, g.mul_mat(L.wo, attn));
       h = g.rms_norm(x, L.ffn_norm, hp_.norm_eps);
@@ -116,7 +124,35 @@ class Llama final : public Architecture {
   }
 
  private:
+  // rope.scaling.*, as the peer reads them: the factor (or the older rope.scale_linear)
+  // divides positions unless the type is none; yarn blends that with the unscaled
+  // frequencies; attn_factor scales cos and sin.
+  void read_rope_scaling(WeightLoader& w, HParams& hp) {
+    const std::string& a = hp.arch;
+    hp.rope_freq_base = w.arch_float_or(a, "rope.freq_base", 10000.0f);
+    if (!(hp.rope_freq_base > 1.0f)) throw Error("model: " + a + ".rope.freq_base must be greater than 1");
+    float factor = w.arch_float_or(a, "rope.scaling.factor", 0.0f);
+    const float linear = w.arch_float_or(a, "rope.scale_linear", 0.0f);
+    if (factor == 0.0f) factor = linear;
+    if (factor < 0.0f) throw Error("model: " + a + ".rope.scaling.factor is negative");
+    hp.rope_freq_scale = factor > 0.0f ? 1.0f / factor : 1.0f;
+    const std::string type = w.arch_string_or(a, "rope.scaling.type", "linear");
+    rope_.attn_factor = w.arch_float_or(a, "rope.scaling.attn_factor", 1.0f);
+    const int64_t n_ctx_orig = w.arch_int_or(a, "rope.scaling.original_context_length", hp.n_ctx_train);
+    if (type == "none") {
+      hp.rope_freq_scale = 1.0f;
+    } else if (type == "yarn") {
+      rope_.ext_factor = 1.0f;
+      rope_.n_ctx_orig = static_cast<int32_t>(n_ctx_orig);
+    } else if (type != "linear") {
+      throw Error("model: " + a + ".rope.scaling.type '" + type + "' is not supported for " + a +
+                  " (supported: none, linear, yarn)");
+    }
+    hp.rope_scaling = type == "linear" && factor == 0.0f ? "none" : type;
+  }
+
   HParams hp_;
+  Graph::RopeExtra rope_;
   bool neox_rope_;
   Tensor* tok_embd_;     // [n_embd, n_vocab]
   Tensor* output_norm_;  // [n_embd]

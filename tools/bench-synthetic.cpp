@@ -22,15 +22,24 @@ namespace {
 
 // Shapes of published models (and two tiny ones for tests). n_vocab is the real model's;
 // a vocabulary copied from another file replaces it.
+enum class RopeScaling { None, Llama3, Yarn };
 struct SyntheticShape {
   const char* name;
-  const char* arch;  // "llama" or "gpt2"
+  const char* arch;  // "llama", "qwen2" or "gpt2"
   int64_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, n_vocab;
   float rope_base;
   // No output.weight: the token embedding is the output matrix. GPT-2 is tied too, but its
   // GGUF files carry output.weight as a separate tensor (the peer's converter writes a copy
   // and its loader requires it), so the gpt2 shapes are written that way.
   bool tied;
+  // Llama3: rope_freqs.weight from (factor, low 1, high 4, original context); Yarn:
+  // rope.scaling.type yarn with that factor and original context.
+  RopeScaling scaling = RopeScaling::None;
+  float scaling_factor = 0;
+  int64_t scaling_orig_ctx = 0;
+  // Output matrix stddev times sqrt(n_embd): the logits' spread. The reference shapes use
+  // more than the default so that most positions have a clear top-1 (a margin >= 1).
+  float logit_std = 3.0f;
 };
 constexpr SyntheticShape kShapes[] = {
     {"gpt2-124m", "gpt2", 768, 12, 12, 12, 3072, 1024, 50257, 0, false},                // GPT-2 small
@@ -41,6 +50,11 @@ constexpr SyntheticShape kShapes[] = {
     {"llama-160m", "llama", 768, 12, 12, 12, 3072, 2048, 32000, 10000, false},          // GPT-2-small-sized llama
     {"tiny-test", "llama", 64, 2, 4, 2, 128, 256, 512, 10000, false},                   // tests only
     {"tiny-test-gpt2", "gpt2", 64, 2, 4, 4, 256, 128, 512, 0, false},                   // tests only
+    // Reference-logit shapes (tests/models/reference): Llama 3.2's head ratio and rope
+    // scaling, with a short original context so the scaled pairs matter in short prompts;
+    // Qwen2.5's YaRN the same way.
+    {"tiny-llama3", "llama", 256, 4, 8, 2, 768, 2048, 8192, 500000, true, RopeScaling::Llama3, 32, 64, 4.5f},
+    {"tiny-qwen2-yarn", "qwen2", 256, 3, 8, 2, 768, 1024, 8192, 10000, false, RopeScaling::Yarn, 4, 64, 8.0f},
 };
 
 // One tensor to draw: N(mean, stddev) in F32, converted to `type`.
@@ -141,10 +155,10 @@ void set_synthetic_vocab(gguf::Writer& w, int64_t n_vocab) {
 std::vector<Spec> tensor_specs(const SyntheticShape& s, int64_t n_vocab) {
   const int64_t d = s.n_embd, hd = s.n_embd / s.n_head, kv = s.n_head_kv * hd;
   const float inv = 1.0f / std::sqrt(static_cast<float>(d)), inv_ff = 1.0f / std::sqrt(static_cast<float>(s.n_ff));
-  const float embd_std = s.tied ? 3.0f * inv : 1.0f;
+  const float embd_std = s.tied ? s.logit_std * inv : 1.0f;
   std::vector<Spec> v;
   v.push_back({"token_embd.weight", {d, n_vocab}, embd_std, 0});
-  if (!s.tied) v.push_back({"output.weight", {d, n_vocab}, 3.0f * inv, 0});
+  if (!s.tied) v.push_back({"output.weight", {d, n_vocab}, s.logit_std * inv, 0});
   v.push_back({"output_norm.weight", {d}, 0.05f, 1.0f});
   const bool gpt2 = std::string(s.arch) == "gpt2";
   if (gpt2) {
@@ -171,6 +185,11 @@ std::vector<Spec> tensor_specs(const SyntheticShape& s, int64_t n_vocab) {
       v.push_back({b + "attn_k.weight", {d, kv}, inv, 0});
       v.push_back({b + "attn_v.weight", {d, kv}, inv, 0});
       v.push_back({b + "ffn_gate.weight", {d, s.n_ff}, inv, 0});
+      if (std::string(s.arch) == "qwen2") {
+        v.push_back({b + "attn_q.bias", {d}, 0.02f, 0});
+        v.push_back({b + "attn_k.bias", {kv}, 0.02f, 0});
+        v.push_back({b + "attn_v.bias", {kv}, 0.02f, 0});
+      }
     }
   }
   std::stable_sort(v.begin(), v.end(), [](const Spec& a, const Spec& b) { return hf::tensor_name_order(a.name, b.name); });
@@ -242,11 +261,16 @@ SyntheticResult write_synthetic_model(const SyntheticParams& p) {
   if (arch == "gpt2") {
     w.set_f32("gpt2.attention.layer_norm_epsilon", 1e-5f);
   } else {
-    w.set_u32("llama.attention.head_count_kv", u32(s.n_head_kv));
-    w.set_u32("llama.rope.dimension_count", u32(hd));
-    w.set_u32("llama.vocab_size", u32(n_vocab));
-    w.set_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
-    w.set_f32("llama.rope.freq_base", s.rope_base);
+    w.set_u32(arch + ".attention.head_count_kv", u32(s.n_head_kv));
+    w.set_u32(arch + ".rope.dimension_count", u32(hd));
+    w.set_u32(arch + ".vocab_size", u32(n_vocab));
+    w.set_f32(arch + ".attention.layer_norm_rms_epsilon", 1e-5f);
+    w.set_f32(arch + ".rope.freq_base", s.rope_base);
+    if (s.scaling == RopeScaling::Yarn) {
+      w.set_string(arch + ".rope.scaling.type", "yarn");
+      w.set_f32(arch + ".rope.scaling.factor", s.scaling_factor);
+      w.set_u32(arch + ".rope.scaling.original_context_length", u32(s.scaling_orig_ctx));
+    }
   }
   if (vocab) {
     for (const gguf::KeyValue& kv : vocab->kvs())
@@ -285,6 +309,15 @@ SyntheticResult write_synthetic_model(const SyntheticParams& p) {
     w.add_tensor(t.name, type, t.ne, buffers.back().data(), buffers.back().size());
     r.n_params += static_cast<uint64_t>(info.n_elements());
     r.tensor_bytes += buffers.back().size();
+  }
+  std::vector<float> rope_factors;  // must outlive w.write()
+  if (s.scaling == RopeScaling::Llama3) {
+    rope_factors = hf::llama3_rope_factors(s.rope_base, hd, s.scaling_factor, 1.0, 4.0,
+                                           static_cast<double>(s.scaling_orig_ctx));
+    w.add_tensor("rope_freqs.weight", DType::F32, {static_cast<int64_t>(rope_factors.size())}, rope_factors.data(),
+                 rope_factors.size() * sizeof(float));
+    r.n_params += rope_factors.size();
+    r.tensor_bytes += rope_factors.size() * sizeof(float);
   }
   w.write(p.output);
   return r;

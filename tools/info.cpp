@@ -109,6 +109,11 @@ int run(const InfoOptions& o) {
       std::printf("architecture: %s, %" PRId64 " layers, d=%" PRId64 ", %" PRId64 "/%" PRId64
                   " heads, ffn %" PRId64 ", context %" PRId64 "\n",
                   hp.arch.c_str(), hp.n_layer, hp.n_embd, hp.n_head, hp.n_head_kv, hp.n_ff, hp.n_ctx_train);
+      if (hp.n_rot > 0)
+        std::printf("rope: %" PRId64 " dims, base %g, scaling %s (freq_scale %g)%s\n", hp.n_rot,
+                    static_cast<double>(hp.rope_freq_base), hp.rope_scaling.c_str(),
+                    static_cast<double>(hp.rope_freq_scale),
+                    m->file().find_tensor("rope_freqs.weight") ? ", per-frequency factors (rope_freqs.weight)" : "");
       std::printf("estimated memory at context %" PRId64 ": weights %s (mapped) + KV cache %s + scratch ~%s = %s\n",
                   n_ctx, human_bytes(static_cast<double>(total)).c_str(), human_bytes(kv).c_str(),
                   human_bytes(scratch).c_str(), human_bytes(total + kv + scratch).c_str());

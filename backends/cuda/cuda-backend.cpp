@@ -87,8 +87,8 @@ class CudaBackend final : public Backend {
       case Op::Silu:
       case Op::Gelu:
         return is_f32(a);
-      case Op::Rope:
-        return is_f32(a) && b->type == DType::I32;
+      case Op::Rope:  // frequency factors and YaRN run on the CPU
+        return rope_is_plain(node) && is_f32(a) && b->type == DType::I32;
       case Op::RmsNorm:
       case Op::LayerNorm:
         return is_f32(a) && is_f32(b) && is_f32(node.src[2]);

@@ -230,8 +230,8 @@ bool VulkanBackend::supports(const Tensor& node) const {
     case Op::Silu:
     case Op::Gelu:
       return is_f32(node.src[0]) && fits(node.src[0]);
-    case Op::Rope:
-      return is_f32(node.src[0]) && fits(node.src[0]) && node.src[1]->type == DType::I32;
+    case Op::Rope:  // frequency factors and YaRN run on the CPU
+      return rope_is_plain(node) && is_f32(node.src[0]) && fits(node.src[0]) && node.src[1]->type == DType::I32;
     case Op::RmsNorm:
     case Op::LayerNorm:
       return is_f32(node.src[0]) && is_f32(node.src[1]) && is_f32(node.src[2]) && fits(node.src[0]) &&

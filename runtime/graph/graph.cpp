@@ -125,17 +125,26 @@ Tensor* Graph::layer_norm(Tensor* x, Tensor* weight, Tensor* bias, float eps) {
 }
 
 Tensor* Graph::rope(Tensor* x, Tensor* positions, int32_t n_dims, int32_t mode, float freq_base,
-                    float freq_scale) {
+                    float freq_scale, const RopeExtra& extra) {
   if (positions->type != DType::I32 || positions->ne[0] != x->ne[2] || n_dims > x->ne[0] ||
       n_dims % 2 != 0)
     shape_error("rope", *x, *positions);
+  if (extra.freq_factors && (extra.freq_factors->type != DType::F32 || extra.freq_factors->ne[0] != n_dims / 2 ||
+                             extra.freq_factors->n_rows() != 1))
+    shape_error("rope frequency factors", *x, *extra.freq_factors);
   Tensor* t = new_node(Op::Rope, DType::F32, x->ne[0], x->ne[1], x->ne[2], x->ne[3]);
   t->src[0] = x;
   t->src[1] = positions;
   t->i_params[kRopeNDims] = n_dims;
   t->i_params[kRopeMode] = mode;
-  t->f_params[0] = freq_base;
-  t->f_params[1] = freq_scale;
+  t->i_params[kRopeNCtxOrig] = extra.n_ctx_orig;
+  t->src[2] = extra.freq_factors;
+  t->f_params[kRopeBase] = freq_base;
+  t->f_params[kRopeScale] = freq_scale;
+  t->f_params[kRopeExtFactor] = extra.ext_factor;
+  t->f_params[kRopeAttnFactor] = extra.attn_factor;
+  t->f_params[kRopeBetaFast] = extra.beta_fast;
+  t->f_params[kRopeBetaSlow] = extra.beta_slow;
   return t;
 }
 

@@ -23,8 +23,20 @@ class Graph {
   Tensor* scale(Tensor* a, float s);
   Tensor* rms_norm(Tensor* x, Tensor* weight, float eps);
   Tensor* layer_norm(Tensor* x, Tensor* weight, Tensor* bias, float eps);
+  // See Op::Rope in core/tensor.h for the formulas.
+  struct RopeExtra {
+    Tensor* freq_factors = nullptr;  // [n_dims / 2] f32 (Llama 3 rope_freqs, LongRoPE)
+    float ext_factor = 0.0f;         // 1: YaRN
+    float attn_factor = 1.0f;
+    float beta_fast = 32.0f, beta_slow = 1.0f;
+    int32_t n_ctx_orig = 0;          // YaRN: the training context the scaling extends
+  };
   Tensor* rope(Tensor* x, Tensor* positions, int32_t n_dims, int32_t mode, float freq_base,
-               float freq_scale);
+               float freq_scale, const RopeExtra& extra);
+  Tensor* rope(Tensor* x, Tensor* positions, int32_t n_dims, int32_t mode, float freq_base,
+               float freq_scale) {
+    return rope(x, positions, n_dims, mode, freq_base, freq_scale, RopeExtra{});
+  }
   // mask: optional [n_tok, n_tok] f32 (see Op::Attention); null means causal.
   Tensor* attention(Tensor* q, Tensor* k, Tensor* v, Tensor* k_cache, Tensor* v_cache,
                     int32_t n_past, float scale, Tensor* mask = nullptr);

@@ -1,5 +1,7 @@
 #include "runtime/inference/model.h"
 
+#include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <string>
 
@@ -10,6 +12,7 @@ namespace xent {
 Tensor* WeightLoader::get(const std::string& name, std::vector<int64_t> ne, int layer,
                           bool required) {
   const gguf::TensorInfo* info = file_.find_tensor(name);
+  used_tensors_.insert(name);
   if (!info) {
     if (!required) return nullptr;
     throw Error("model: tensor '" + name + "' is missing from " + file_.path());
@@ -35,8 +38,9 @@ Tensor* WeightLoader::get(const std::string& name, std::vector<int64_t> ne, int 
   return &t;
 }
 
-int64_t WeightLoader::arch_int(const std::string& arch, const std::string& key) const {
+int64_t WeightLoader::arch_int(const std::string& arch, const std::string& key) {
   const std::string full = arch + "." + key;
+  used_keys_.insert(full);
   auto v = file_.get_int(full);
   if (!v) throw Error("model: metadata key '" + full + "' is missing");
   if (*v <= 0 || *v > (int64_t{1} << 40))
@@ -44,17 +48,70 @@ int64_t WeightLoader::arch_int(const std::string& arch, const std::string& key) 
   return *v;
 }
 
-int64_t WeightLoader::arch_int_or(const std::string& arch, const std::string& key,
-                                  int64_t fallback) const {
+int64_t WeightLoader::arch_int_or(const std::string& arch, const std::string& key, int64_t fallback) {
   const std::string full = arch + "." + key;
+  used_keys_.insert(full);
   if (!file_.find(full)) return fallback;
   return arch_int(arch, key);
 }
 
-float WeightLoader::arch_float_or(const std::string& arch, const std::string& key,
-                                  float fallback) const {
-  auto v = file_.get_float(arch + "." + key);
-  return v ? static_cast<float>(*v) : fallback;
+float WeightLoader::arch_float_or(const std::string& arch, const std::string& key, float fallback) {
+  const std::string full = arch + "." + key;
+  used_keys_.insert(full);
+  if (!file_.find(full)) return fallback;
+  auto v = file_.get_float(full);
+  if (!v || !std::isfinite(*v)) throw Error("model: metadata key '" + full + "' is not a finite number");
+  return static_cast<float>(*v);
+}
+
+std::string WeightLoader::arch_string_or(const std::string& arch, const std::string& key,
+                                         const std::string& fallback) {
+  const std::string full = arch + "." + key;
+  used_keys_.insert(full);
+  if (!file_.find(full)) return fallback;
+  auto v = file_.get_string(full);
+  if (!v) throw Error("model: metadata key '" + full + "' is not a string");
+  return *v;
+}
+
+bool WeightLoader::arch_bool_or(const std::string& arch, const std::string& key, bool fallback) {
+  const std::string full = arch + "." + key;
+  used_keys_.insert(full);
+  if (!file_.find(full)) return fallback;
+  auto v = file_.get_bool(full);
+  if (!v) throw Error("model: metadata key '" + full + "' is not a bool");
+  return *v;
+}
+
+namespace {
+
+std::string kv_value_text(const gguf::KeyValue& kv) {
+  switch (kv.type) {
+    case gguf::ValueType::STRING: return "'" + std::string(kv.str.substr(0, 80)) + "'";
+    case gguf::ValueType::ARRAY: return "an array of " + std::to_string(kv.array_count);
+    case gguf::ValueType::F32:
+    case gguf::ValueType::F64: {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%g", kv.f);
+      return buf;
+    }
+    case gguf::ValueType::BOOL: return kv.u ? "true" : "false";
+    default: return std::to_string(kv.i);
+  }
+}
+
+}  // namespace
+
+void WeightLoader::check_all_used(const std::string& arch) const {
+  for (const gguf::TensorInfo& t : file_.tensors())
+    if (!used_tensors_.count(t.name))
+      throw Error("model: tensor '" + t.name + "' is not used by xent's " + arch +
+                  " architecture; refusing to compute without it (the results would be wrong)");
+  const std::string prefix = arch + ".";
+  for (const gguf::KeyValue& kv : file_.kvs())
+    if (kv.key.rfind(prefix, 0) == 0 && !used_keys_.count(kv.key))
+      throw Error("model: metadata key '" + kv.key + "' = " + kv_value_text(kv) + " is not supported by xent's " +
+                  arch + " architecture; refusing to compute without it (the results would be wrong)");
 }
 
 std::unique_ptr<Model> Model::load(const std::string& path, const ModelLoadParams& params) {
@@ -89,6 +146,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const ModelLoadParam
   m->hparams_.n_vocab = m->tokenizer_->n_vocab();
   WeightLoader loader(f, m->weights_);
   m->arch_ = entry->load(loader, m->hparams_);
+  loader.check_all_used(*arch);
   if (params.progress && !params.progress(1.0f)) throw Error("model load cancelled");
   return m;
 }

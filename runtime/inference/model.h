@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +33,7 @@ struct HParams {
   float norm_eps = 1e-5f;
   float rope_freq_base = 10000.0f;
   float rope_freq_scale = 1.0f;
+  std::string rope_scaling = "none";  // rope.scaling.type as applied: none, linear, yarn
   bool learned_positions = false;  // GPT-2: positions past n_ctx_train do not exist
 };
 
@@ -57,7 +59,10 @@ class Architecture {
   virtual Tensor* build(Graph& g, const StepInputs& in) const = 0;
 };
 
-// Looks up weights by their GGUF names and checks their shapes.
+// Looks up weights by their GGUF names and checks their shapes. It remembers every tensor
+// and every <arch>.* key an architecture reads, so that Model::load can refuse a file with
+// anything left over: a tensor or setting nobody applied would change the arithmetic
+// without a word.
 class WeightLoader {
  public:
   WeightLoader(const gguf::Reader& file, std::deque<Tensor>& storage)
@@ -68,14 +73,24 @@ class WeightLoader {
               bool required = true);
   bool has(const std::string& name) const { return file_.find_tensor(name) != nullptr; }
   const gguf::Reader& file() const { return file_; }
-  // <arch>.<key> helpers: required ones throw naming the key.
-  int64_t arch_int(const std::string& arch, const std::string& key) const;
-  int64_t arch_int_or(const std::string& arch, const std::string& key, int64_t fallback) const;
-  float arch_float_or(const std::string& arch, const std::string& key, float fallback) const;
+  // <arch>.<key> helpers: required ones throw naming the key. Each marks the key used.
+  int64_t arch_int(const std::string& arch, const std::string& key);
+  int64_t arch_int_or(const std::string& arch, const std::string& key, int64_t fallback);
+  float arch_float_or(const std::string& arch, const std::string& key, float fallback);
+  std::string arch_string_or(const std::string& arch, const std::string& key, const std::string& fallback);
+  bool arch_bool_or(const std::string& arch, const std::string& key, bool fallback);
+  // Marks a key the architecture has looked at by other means (or knows to be without
+  // effect on the arithmetic, like vocab_size).
+  void mark_key(const std::string& full_key) { used_keys_.insert(full_key); }
+  // Throws naming the first tensor no get() consumed, then the first <arch>.* key nobody
+  // read, with its value.
+  void check_all_used(const std::string& arch) const;
 
  private:
   const gguf::Reader& file_;
   std::deque<Tensor>& storage_;
+  std::set<std::string> used_tensors_;
+  std::set<std::string> used_keys_;
 };
 
 struct ArchitectureEntry {

@@ -42,10 +42,11 @@ struct ReferenceResult {
 
 // Evaluates `prompt_name` with the model file `model_path` and compares with the reference
 // of `ref_name` (usually the same name; converted/quantized files use their peer's name).
-inline ReferenceResult check_reference(const std::string& model_path, const std::string& ref_name,
-                                       const std::string& prompt_name, const ContextParams& base_params,
-                                       float tol) {
-  const std::string ref_path = shared_path("reference/logits/" + ref_name + "--" + prompt_name + ".json");
+// `ref_path` names the JSON file (check_reference_at) or, through ref_name, one of
+// shared/reference/logits (check_reference).
+inline ReferenceResult check_reference_at(const std::string& model_path, const std::string& ref_path,
+                                          const std::string& prompt_name, const ContextParams& base_params,
+                                          float tol) {
   INFO("reference " << ref_path << " model " << model_path << " ubatch " << base_params.n_ubatch);
   REQUIRE(file_exists(ref_path));
   REQUIRE(file_exists(model_path));
@@ -102,6 +103,13 @@ inline ReferenceResult check_reference(const std::string& model_path, const std:
     if (step + 1 < greedy.size()) ctx.decode(&ours, 1);
   }
   return r;
+}
+
+inline ReferenceResult check_reference(const std::string& model_path, const std::string& ref_name,
+                                       const std::string& prompt_name, const ContextParams& base_params,
+                                       float tol) {
+  return check_reference_at(model_path, shared_path("reference/logits/" + ref_name + "--" + prompt_name + ".json"),
+                            prompt_name, base_params, tol);
 }
 
 }  // namespace xent::test

@@ -4,12 +4,14 @@
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/reference.h"
@@ -222,4 +224,92 @@ TEST_CASE("tokenizer import: merges in both forms, pre-tokenizer names", "[tools
       {"pretokenizers", {{{"type", "Digits"}, {"individual_digits", true}}, {{"type", "ByteLevel"}, {"use_regex", true}}}}};
   CHECK(identify_pre_tokenizer(smollm) == "smollm");
   CHECK(identify_pre_tokenizer(split("[0-9]+")) == "");
+}
+
+namespace {
+
+// A copy of a shipped checkpoint whose config.json gets `rope_scaling`.
+std::string checkpoint_with_rope_scaling(const std::string& hf_name, const std::string& tag,
+                                         const nlohmann::json& rope_scaling) {
+  const std::string src = shared_path("models/hf/" + hf_name), dir = kTmp + "/" + tag;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const auto& e : fs::directory_iterator(src))
+    if (e.path().filename() != "config.json") fs::create_symlink(e.path(), dir + "/" + e.path().filename().string());
+  std::ifstream in(src + "/config.json");
+  nlohmann::json config = nlohmann::json::parse(in);
+  config["rope_scaling"] = rope_scaling;
+  std::ofstream(dir + "/config.json") << config.dump(1);
+  return dir;
+}
+
+std::string convert_dir(const std::string& dir, const std::string& out) {
+  xent::hf::ConvertParams p;
+  p.dir = dir;
+  p.output = out;
+  p.outtype = "f16";
+  xent::hf::convert_checkpoint(p);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("convert: Llama 3 rope_scaling becomes rope_freqs.weight, as Hugging Face scales", "[tools][convert]") {
+  const double factor = 8, low = 1, high = 4, orig = 64, base = 10000;
+  const std::string dir = checkpoint_with_rope_scaling(
+      "tiny-llama-bpe-f16", "llama3",
+      {{"rope_type", "llama3"}, {"factor", factor}, {"low_freq_factor", low}, {"high_freq_factor", high},
+       {"original_max_position_embeddings", orig}});
+  const std::string path = convert_dir(dir, kTmp + "/llama3.gguf");
+  auto f = xent::gguf::Reader::open(path);
+  const auto* t = f->find_tensor("rope_freqs.weight");
+  REQUIRE(t);
+  REQUIRE(t->type == xent::DType::F32);
+  REQUIRE(t->n_elements() == 16);  // head_dim 32 / 2
+  const float* got = reinterpret_cast<const float*>(t->data);
+  // Transformers' form: it rewrites the inverse frequencies; the file holds old / new.
+  int n_kept = 0, n_scaled = 0, n_blended = 0;
+  for (int i = 0; i < 16; ++i) {
+    const double inv = std::pow(base, -2.0 * i / 32), wavelen = 2 * M_PI / inv;
+    double inv_new = wavelen > orig / low ? inv / factor : inv;
+    if (wavelen >= orig / high && wavelen <= orig / low) {
+      const double smooth = (orig / wavelen - low) / (high - low);
+      inv_new = (1 - smooth) * inv_new / factor + smooth * inv_new;
+      ++n_blended;
+    } else {
+      ++(wavelen < orig / high ? n_kept : n_scaled);
+    }
+    INFO("pair " << i);
+    CHECK(std::fabs(got[i] - inv / inv_new) < 1e-5 * (inv / inv_new));
+  }
+  CHECK(n_kept > 0);  // the case covers all three bands
+  CHECK(n_scaled > 0);
+  CHECK(n_blended > 0);
+  // The file loads (rope_freqs.weight is consumed, not refused as unused).
+  auto model = xent::Model::load(path);
+  CHECK(model->hparams().n_rot == 32);
+}
+
+TEST_CASE("convert: YaRN rope_scaling becomes rope.scaling.* keys; unknown fields are refused", "[tools][convert]") {
+  const std::string dir = checkpoint_with_rope_scaling(
+      "tiny-qwen2-bf16", "yarn", {{"type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 512}});
+  auto f = xent::gguf::Reader::open(convert_dir(dir, kTmp + "/yarn.gguf"));
+  CHECK(f->get_string("qwen2.rope.scaling.type") == "yarn");
+  CHECK(f->get_float("qwen2.rope.scaling.factor") == 4.0);
+  CHECK(f->get_int("qwen2.rope.scaling.original_context_length") == 512);
+  CHECK_NOTHROW(xent::Model::load(kTmp + "/yarn.gguf"));
+
+  for (const auto& [tag, rs, needle] : std::vector<std::tuple<std::string, nlohmann::json, std::string>>{
+           {"mrope", {{"type", "yarn"}, {"factor", 4.0}, {"mrope_section", {16, 24, 24}}}, "rope_scaling.mrope_section"},
+           {"beta", {{"type", "yarn"}, {"factor", 4.0}, {"beta_fast", 16}}, "beta_fast"},
+           {"dynamic", {{"type", "dynamic"}, {"factor", 2.0}}, "'dynamic'"}}) {
+    const std::string d = checkpoint_with_rope_scaling("tiny-qwen2-bf16", tag, rs);
+    INFO(tag);
+    try {
+      convert_dir(d, kTmp + "/" + tag + ".gguf");
+      FAIL("no error");
+    } catch (const xent::Error& e) {
+      CHECK(std::string(e.what()).find(needle) != std::string::npos);
+    }
+  }
 }

@@ -155,28 +155,57 @@ void layer_norm(const Tensor& dst, const OpContext& ctx) {
   });
 }
 
+// YaRN's correction dimension: the pair index whose wavelength fits n_rot turns into
+// n_ctx_orig positions (the YaRN paper's r(d) solved for d).
+float yarn_corr_dim(int32_t n_dims, int32_t n_ctx_orig, float n_rot, float base) {
+  return static_cast<float>(n_dims) * std::log(static_cast<float>(n_ctx_orig) / (n_rot * 2.0f * 3.14159265358979f)) /
+         (2.0f * std::log(base));
+}
+
 void rope(const Tensor& dst, const OpContext& ctx) {
   const Tensor& x = *dst.src[0];
   const int32_t* pos = static_cast<const int32_t*>(dst.src[1]->data);
+  const float* factors = dst.src[2] ? static_cast<const float*>(dst.src[2]->data) : nullptr;
   const int32_t n_dims = dst.i_params[kRopeNDims];
   const bool neox = dst.i_params[kRopeMode] == kRopeModeNeox;
-  const float base = dst.f_params[0], freq_scale = dst.f_params[1];
+  const float base = dst.f_params[kRopeBase], freq_scale = dst.f_params[kRopeScale];
+  const float ext_factor = dst.f_params[kRopeExtFactor];
+  float mscale = dst.f_params[kRopeAttnFactor];
   const int64_t hd = dst.ne[0];
   const int32_t half = n_dims / 2;
+  // YaRN: pairs below corr_lo keep their original frequency (extrapolate), pairs above
+  // corr_hi are interpolated by freq_scale, a linear ramp between.
+  float corr_lo = 0, corr_hi = 0;
+  if (ext_factor != 0.0f) {
+    const int32_t n_ctx_orig = dst.i_params[kRopeNCtxOrig];
+    corr_lo = std::max(0.0f, std::floor(yarn_corr_dim(n_dims, n_ctx_orig, dst.f_params[kRopeBetaFast], base)));
+    corr_hi = std::min(static_cast<float>(n_dims - 1),
+                       std::ceil(yarn_corr_dim(n_dims, n_ctx_orig, dst.f_params[kRopeBetaSlow], base)));
+    mscale *= 1.0f + 0.1f * std::log(1.0f / freq_scale);
+  }
   // This thread's scratch: the frequencies, then cos and sin of the position whose rows it
   // is on (rows of one token's heads are consecutive, so they share them).
   float* freq = reinterpret_cast<float*>(ctx.work) + static_cast<int64_t>(ctx.ith) * 3 * half;
   float* cos_t = freq + half;
   float* sin_t = cos_t + half;
-  for (int32_t i = 0; i < half; ++i) freq[i] = std::pow(base, -2.0f * static_cast<float>(i) / n_dims);
+  for (int32_t i = 0; i < half; ++i) {
+    freq[i] = std::pow(base, -2.0f * static_cast<float>(i) / n_dims);
+    if (factors) freq[i] /= factors[i];
+  }
   int64_t cached_token = -1;
   for_rows(dst, ctx, [&](int64_t i1, int64_t i2, int64_t i3) {
     if (i2 != cached_token) {
-      const float p = static_cast<float>(pos[i2]) * freq_scale;
+      const float p = static_cast<float>(pos[i2]);
       for (int32_t i = 0; i < half; ++i) {
-        const float theta = p * freq[i];
-        cos_t[i] = std::cos(theta);
-        sin_t[i] = std::sin(theta);
+        const float theta_extrap = p * freq[i];
+        float theta = theta_extrap * freq_scale;
+        if (ext_factor != 0.0f) {
+          const float y = (static_cast<float>(i) - corr_lo) / std::max(0.001f, corr_hi - corr_lo);
+          const float r = (1.0f - std::min(1.0f, std::max(0.0f, y))) * ext_factor;
+          theta = theta * (1.0f - r) + theta_extrap * r;
+        }
+        cos_t[i] = std::cos(theta) * mscale;
+        sin_t[i] = std::sin(theta) * mscale;
       }
       cached_token = i2;
     }
@@ -285,7 +314,7 @@ bool cpu_supports(const Tensor& node) {
     case Op::Gelu:
     case Op::SwiGlu:
     case Op::Rope:
-      return is_f32(node.src[0]);
+      return is_f32(node.src[0]) && (!node.src[2] || is_f32(node.src[2]));
     case Op::RmsNorm:
     case Op::LayerNorm:
       return is_f32(node.src[0]) && is_f32(node.src[1]) && is_f32(node.src[2]);

@@ -352,6 +352,36 @@ TEST_CASE("vulkan rope", "[vulkan][backend-ops]") {
   }
 }
 
+TEST_CASE("vulkan: rope with frequency factors or YaRN runs on the CPU, never half-applied", "[vulkan][backend-ops]") {
+  REQUIRE_VULKAN();
+  std::mt19937 rng(17);
+  const int64_t hd = 64, n_head = 2, n_tok = 5;
+  Store s;
+  const size_t n = static_cast<size_t>(hd * n_head * n_tok);
+  const void* x = s.keep(randn(n, rng).data(), n * 4);
+  const std::vector<int32_t> pos = {0, 3, 70, 300, 5000};
+  const void* pp = s.keep(pos.data(), pos.size() * 4);
+  std::vector<float> f(hd / 2);
+  for (size_t i = 0; i < f.size(); ++i) f[i] = 1.0f + 0.5f * static_cast<float>(i);
+  const void* fp = s.keep(f.data(), f.size() * 4);
+  for (bool yarn : {false, true}) {
+    compare(yarn ? "rope yarn" : "rope frequency factors",
+            [&](Graph& g, RunCtx&) {
+              Graph::RopeExtra e;
+              if (yarn) {
+                e.ext_factor = 1.0f;
+                e.n_ctx_orig = 64;
+              } else {
+                e.freq_factors = leaf(g, DType::F32, hd / 2, 1, 1, fp);
+              }
+              return g.rope(leaf(g, DType::F32, hd, n_head, n_tok, x),
+                            leaf(g, DType::I32, n_tok, 1, 1, pp), static_cast<int32_t>(hd), kRopeModeNeox, 10000.0f,
+                            0.25f, e);
+            },
+            kTolExact, false, kAllLayers, /*n_on_vulkan=*/0);
+  }
+}
+
 TEST_CASE("vulkan attention: GQA, KV cache, n_past, token-tree mask", "[vulkan][backend-ops]") {
   REQUIRE_VULKAN();
   std::mt19937 rng(16);

@@ -1,0 +1,74 @@
+// Models the shared references do not cover (Llama 3 rope scaling, YaRN), checked against
+// the peer's logits committed in tests/models/reference/. The models are not committed: the
+// test writes them with `xent bench --synthetic` (seeded, so byte for byte the files the
+// peer read; scripts/peer/make-references.sh made the references), with the tokenizer of a
+// shared model.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "common/reference.h"
+#include "common/run-xent.h"
+
+using xent::test::check_reference_at;
+using xent::test::reference_tolerance;
+using xent::test::run_xent;
+using xent::test::shared_path;
+
+namespace {
+
+const char* const kPrompts[] = {"p1-clinical", "p2-story", "p3-note", "p4-unicode"};
+
+// Writes build/generated-models/NAME.gguf (NAME = SHAPE-type) and returns its path.
+std::string generate(const std::string& shape, const std::string& type, const std::string& vocab_model) {
+  const std::string dir = std::string(XENT_BINARY_DIR) + "/generated-models";
+  std::filesystem::create_directories(dir);
+  std::string lower = type;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string path = dir + "/" + shape + "-" + lower + ".gguf";
+  const auto r = run_xent(dir, "bench --synthetic " + shape + " --type " + type + " --vocab " +
+                                   shared_path("models/" + vocab_model + ".gguf") + " -o " + path);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  return path;
+}
+
+void check_generated(const std::string& shape, const std::string& type, const std::string& vocab_model) {
+  const std::string model = generate(shape, type, vocab_model);
+  const std::string name = std::filesystem::path(model).stem().string();
+  const float tol = reference_tolerance(name);
+  for (const char* prompt : kPrompts) {
+    for (int ubatch : {512, 1}) {
+      xent::ContextParams cp;
+      cp.n_threads = 2;
+      cp.n_ubatch = ubatch;
+      const std::string ref = std::string(XENT_SOURCE_DIR) + "/tests/models/reference/" + name + "--" + prompt + ".json";
+      const auto r = check_reference_at(model, ref, prompt, cp, tol);
+      std::printf("%-24s %-12s ubatch %3d: max |diff| %.4f (tol %.2f), top-1 %d/%d, greedy %d steps\n", name.c_str(),
+                  prompt, ubatch, r.max_abs_diff, tol, r.top1_checked - r.top1_mismatch, r.top1_checked,
+                  r.greedy_checked);
+      // A check with no confident position would pass anything.
+      CHECK(r.top1_checked > 0);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("reference logits: Llama 3 rope scaling (rope_freqs.weight), F16", "[model][reference][llama]") {
+  check_generated("tiny-llama3", "F16", "tiny-llama-bpe-f16");
+}
+
+TEST_CASE("reference logits: Llama 3 rope scaling (rope_freqs.weight), Q4_K_M", "[model][reference][llama]") {
+  check_generated("tiny-llama3", "Q4_K_M", "tiny-llama-bpe-f16");
+}
+
+TEST_CASE("reference logits: Qwen2 with YaRN rope scaling, F16", "[model][reference][qwen2]") {
+  check_generated("tiny-qwen2-yarn", "F16", "tiny-qwen2-f16");
+}
+
+TEST_CASE("reference logits: Qwen2 with YaRN rope scaling, Q8_0", "[model][reference][qwen2]") {
+  check_generated("tiny-qwen2-yarn", "Q8_0", "tiny-qwen2-f16");
+}

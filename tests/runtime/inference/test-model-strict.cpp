@@ -1,0 +1,105 @@
+// Nothing in a model file that changes the arithmetic is ignored: a tensor the architecture
+// does not consume, an <arch>.* key it does not apply, a rope scaling type it lacks, a
+// mixture of experts - each is a load error naming it. The files are copies of a shipped
+// model with one thing added.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "formats/error.h"
+#include "formats/gguf.h"
+#include "runtime/inference/model.h"
+
+using namespace xent;
+
+namespace {
+
+std::string shared_model(const std::string& name) { return std::string(XENT_SHARED_DIR) + "/models/" + name + ".gguf"; }
+
+// Copies `source` with edit() applied to the writer (after every key and tensor is added),
+// and returns the error loading it gives ("" when it loads).
+std::string load_error_of_copy(const std::string& source, const std::string& tag,
+                               const std::function<void(gguf::Writer&)>& edit) {
+  auto r = gguf::Reader::open(source);
+  gguf::Writer w;
+  for (const gguf::KeyValue& kv : r->kvs())
+    if (kv.key != "general.alignment") w.copy_kv(kv);
+  for (const gguf::TensorInfo& t : r->tensors())
+    w.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne, t.ne + std::max(1, t.n_dims)), t.data, t.size_bytes);
+  edit(w);
+  const std::string path = std::string(XENT_BINARY_DIR) + "/strict-" + tag + ".gguf";
+  w.write(path);
+  try {
+    Model::load(path);
+  } catch (const Error& e) {
+    std::filesystem::remove(path);
+    return e.what();
+  }
+  std::filesystem::remove(path);
+  return "";
+}
+
+const std::vector<float> kNorm(256, 1.0f);
+
+}  // namespace
+
+TEST_CASE("an unchanged copy loads: the check does not refuse what the architecture reads", "[model][strict]") {
+  for (const char* m : {"tiny-llama-spm-f16", "tiny-llama-bpe-q8_0", "tiny-qwen2-q8_0", "tiny-gpt2-q8_0"})
+    CHECK(load_error_of_copy(shared_model(m), "plain", [](gguf::Writer&) {}) == "");
+}
+
+TEST_CASE("a tensor no architecture consumes is refused by name", "[model][strict]") {
+  // Qwen3's per-head Q norm in a llama file: ignoring it would compute a different model.
+  const std::string err = load_error_of_copy(shared_model("tiny-llama-spm-f16"), "tensor", [](gguf::Writer& w) {
+    w.add_tensor("blk.0.attn_q_norm.weight", DType::F32, {32}, kNorm.data(), 32 * sizeof(float));
+  });
+  INFO(err);
+  CHECK(err.find("'blk.0.attn_q_norm.weight'") != std::string::npos);
+  CHECK(err.find("not used") != std::string::npos);
+  // And in GPT-2.
+  const std::string err2 = load_error_of_copy(shared_model("tiny-gpt2-q8_0"), "tensor2", [](gguf::Writer& w) {
+    w.add_tensor("blk.3.post_attention_norm.weight", DType::F32, {256}, kNorm.data(), 256 * sizeof(float));
+  });
+  CHECK(err2.find("'blk.3.post_attention_norm.weight'") != std::string::npos);
+}
+
+TEST_CASE("a rope scaling type xent lacks is refused naming key and value", "[model][strict]") {
+  const std::string err = load_error_of_copy(shared_model("tiny-llama-spm-f16"), "longrope", [](gguf::Writer& w) {
+    w.set_string("llama.rope.scaling.type", "longrope");
+    w.set_f32("llama.rope.scaling.factor", 4.0f);
+  });
+  INFO(err);
+  CHECK(err.find("llama.rope.scaling.type") != std::string::npos);
+  CHECK(err.find("longrope") != std::string::npos);
+}
+
+TEST_CASE("an <arch> key that changes the arithmetic and is not applied is refused", "[model][strict]") {
+  const std::string err = load_error_of_copy(shared_model("tiny-llama-spm-f16"), "softcap", [](gguf::Writer& w) {
+    w.set_f32("llama.attn_logit_softcapping", 50.0f);
+  });
+  INFO(err);
+  CHECK(err.find("'llama.attn_logit_softcapping' = 50") != std::string::npos);
+  const std::string err2 = load_error_of_copy(shared_model("tiny-qwen2-q8_0"), "window", [](gguf::Writer& w) {
+    w.set_u32("qwen2.attention.sliding_window", 64);
+  });
+  CHECK(err2.find("'qwen2.attention.sliding_window' = 64") != std::string::npos);
+  const std::string err3 = load_error_of_copy(shared_model("tiny-llama-spm-f16"), "moe", [](gguf::Writer& w) {
+    w.set_u32("llama.expert_count", 8);
+    w.set_u32("llama.expert_used_count", 2);
+  });
+  CHECK(err3.find("llama.expert_count") != std::string::npos);
+}
+
+TEST_CASE("keys without effect on the arithmetic, and a zero expert count, still load", "[model][strict]") {
+  CHECK(load_error_of_copy(shared_model("tiny-llama-spm-f16"), "benign", [](gguf::Writer& w) {
+    w.set_u32("llama.expert_count", 0);
+    w.set_bool("llama.rope.scaling.finetuned", false);
+    w.set_string("llama.rope.scaling.type", "none");
+    w.set_u32("llama.attention.key_length", 32);
+    w.set_u32("llama.attention.value_length", 32);
+  }) == "");
+}
