@@ -20,6 +20,7 @@ const char* op_name(Op op) {
     case Op::Silu: return "silu";
     case Op::Gelu: return "gelu";
     case Op::SwiGlu: return "swiglu";
+    case Op::SoftCap: return "soft_cap";
   }
   return "?";
 }
@@ -70,6 +71,10 @@ std::string describe(const Tensor& t) {
   s += "] ";
   s += dtype_name(t.type);
   return s;
+}
+
+bool attention_is_plain(const Tensor& node) {
+  return node.op == Op::Attention && node.i_params[kAttnWindow] == 0 && node.f_params[1] == 0.0f;
 }
 
 bool rope_is_plain(const Tensor& node) {

@@ -28,6 +28,7 @@ enum class Op : uint8_t {
   Silu,
   Gelu,       // tanh approximation, as GPT-2
   SwiGlu,     // silu(src0) * src1
+  SoftCap,    // f_params[0] * tanh(src0 / f_params[0]) (Gemma 2's final logit soft-capping)
 };
 const char* op_name(Op op);
 
@@ -58,7 +59,12 @@ bool rope_is_plain(const Tensor& node);
 // that t may see: u <= t (causal) without a mask; with a mask, those u whose
 // mask[t][u] is 0 (it holds 0 or -INFINITY: a token tree, e.g. several candidate
 // continuations of one prefix evaluated together). Result [hd * n_head, n_tok] f32.
-enum AttentionParam { kAttnNPast = 0 };  // i_params; f_params[0] = scale
+// With i_params[kAttnWindow] = W > 0 (sliding-window attention, Gemma 2), query n_past + t
+// sees only cache rows j with n_past + t - j < W. With f_params[1] = c > 0 (soft-capping),
+// each score s = scale * q.k becomes c * tanh(s / c) before the softmax.
+enum AttentionParam { kAttnNPast = 0, kAttnWindow = 1 };  // i_params; f_params[0] = scale, [1] softcap
+// True when an Attention node has neither a window nor soft-capping (what the GPU backends run).
+bool attention_is_plain(const Tensor& node);
 
 struct Tensor {
   DType type = DType::F32;

@@ -9,6 +9,7 @@ const std::vector<ArchitectureEntry>& architectures() {
       {"llama", load_llama},
       {"qwen2", load_qwen2},
       {"gpt2", load_gpt2},
+      {"gemma2", load_gemma2},
   };
   return kArchitectures;
 }

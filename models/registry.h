@@ -10,6 +10,7 @@ namespace xent {
 std::unique_ptr<Architecture> load_llama(WeightLoader& w, HParams& hp);
 std::unique_ptr<Architecture> load_qwen2(WeightLoader& w, HParams& hp);
 std::unique_ptr<Architecture> load_gpt2(WeightLoader& w, HParams& hp);
+std::unique_ptr<Architecture> load_gemma2(WeightLoader& w, HParams& hp);
 // Shared by llama and qwen2 (models/llama.cpp).
 std::unique_ptr<Architecture> load_llama_family(WeightLoader& w, HParams& hp, bool qwen2);
 

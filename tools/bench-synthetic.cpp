@@ -40,7 +40,11 @@ struct SyntheticShape {
   // Output matrix stddev times sqrt(n_embd): the logits' spread. The reference shapes use
   // more than the default so that most positions have a clear top-1 (a margin >= 1).
   float logit_std = 3.0f;
+  int64_t head_dim = 0;  // 0: n_embd / n_head
+  int64_t window = 0;    // gemma2: attention.sliding_window
 };
+
+int64_t head_dim_of(const SyntheticShape& s) { return s.head_dim ? s.head_dim : s.n_embd / s.n_head; }
 constexpr SyntheticShape kShapes[] = {
     {"gpt2-124m", "gpt2", 768, 12, 12, 12, 3072, 1024, 50257, 0, false},                // GPT-2 small
     {"smollm2-135m", "llama", 576, 30, 9, 3, 1536, 8192, 49152, 100000, true},          // SmolLM2 135M
@@ -55,6 +59,9 @@ constexpr SyntheticShape kShapes[] = {
     // Qwen2.5's YaRN the same way.
     {"tiny-llama3", "llama", 256, 4, 8, 2, 768, 2048, 8192, 500000, true, RopeScaling::Llama3, 32, 64, 4.5f},
     {"tiny-qwen2-yarn", "qwen2", 256, 3, 8, 2, 768, 1024, 8192, 10000, false, RopeScaling::Yarn, 4, 64, 8.0f},
+    // Gemma 2 2B's depth (26 layers: the peer knows Gemma 2 only at its published depths),
+    // its head ratio and a head size that makes q wider than the embedding; a 32-token window.
+    {"tiny-gemma2", "gemma2", 192, 26, 4, 2, 512, 8192, 8192, 10000, true, RopeScaling::None, 0, 0, 4.5f, 64, 32},
 };
 
 // One tensor to draw: N(mean, stddev) in F32, converted to `type`.
@@ -153,7 +160,7 @@ void set_synthetic_vocab(gguf::Writer& w, int64_t n_vocab) {
 // Each matrix is scaled by 1/sqrt(fan_in) so activations keep their size through the
 // layers; the output matrix for logits with a few units of spread.
 std::vector<Spec> tensor_specs(const SyntheticShape& s, int64_t n_vocab) {
-  const int64_t d = s.n_embd, hd = s.n_embd / s.n_head, kv = s.n_head_kv * hd;
+  const int64_t d = s.n_embd, hd = head_dim_of(s), kv = s.n_head_kv * hd, q_dim = s.n_head * hd;
   const float inv = 1.0f / std::sqrt(static_cast<float>(d)), inv_ff = 1.0f / std::sqrt(static_cast<float>(s.n_ff));
   const float embd_std = s.tied ? s.logit_std * inv : 1.0f;
   std::vector<Spec> v;
@@ -169,7 +176,7 @@ std::vector<Spec> tensor_specs(const SyntheticShape& s, int64_t n_vocab) {
     const std::string b = "blk." + std::to_string(l) + ".";
     v.push_back({b + "attn_norm.weight", {d}, 0.05f, 1.0f});
     v.push_back({b + "ffn_norm.weight", {d}, 0.05f, 1.0f});
-    v.push_back({b + "attn_output.weight", {d, d}, 0.5f * inv, 0});
+    v.push_back({b + "attn_output.weight", {q_dim, d}, 0.5f / std::sqrt(static_cast<float>(q_dim)), 0});
     v.push_back({b + "ffn_up.weight", {d, s.n_ff}, inv, 0});
     v.push_back({b + "ffn_down.weight", {s.n_ff, d}, 0.5f * inv_ff, 0});
     if (gpt2) {
@@ -181,10 +188,14 @@ std::vector<Spec> tensor_specs(const SyntheticShape& s, int64_t n_vocab) {
       v.push_back({b + "ffn_up.bias", {s.n_ff}, 0.02f, 0});
       v.push_back({b + "ffn_down.bias", {d}, 0.02f, 0});
     } else {
-      v.push_back({b + "attn_q.weight", {d, d}, inv, 0});
+      v.push_back({b + "attn_q.weight", {d, q_dim}, inv, 0});
       v.push_back({b + "attn_k.weight", {d, kv}, inv, 0});
       v.push_back({b + "attn_v.weight", {d, kv}, inv, 0});
       v.push_back({b + "ffn_gate.weight", {d, s.n_ff}, inv, 0});
+      if (std::string(s.arch) == "gemma2") {
+        v.push_back({b + "post_attention_norm.weight", {d}, 0.05f, 1.0f});
+        v.push_back({b + "post_ffw_norm.weight", {d}, 0.05f, 1.0f});
+      }
       if (std::string(s.arch) == "qwen2") {
         v.push_back({b + "attn_q.bias", {d}, 0.02f, 0});
         v.push_back({b + "attn_k.bias", {kv}, 0.02f, 0});
@@ -238,7 +249,7 @@ SyntheticResult write_synthetic_model(const SyntheticParams& p) {
   if (p.output.empty()) throw Error("give the file to write (-o out.gguf)");
   const SyntheticShape& s = *shape;
   const std::string arch = s.arch;
-  const int64_t hd = s.n_embd / s.n_head;
+  const int64_t hd = head_dim_of(s);
   const int n_threads = p.n_threads > 0 ? p.n_threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 
   gguf::Writer w;
@@ -264,8 +275,17 @@ SyntheticResult write_synthetic_model(const SyntheticParams& p) {
     w.set_u32(arch + ".attention.head_count_kv", u32(s.n_head_kv));
     w.set_u32(arch + ".rope.dimension_count", u32(hd));
     w.set_u32(arch + ".vocab_size", u32(n_vocab));
-    w.set_f32(arch + ".attention.layer_norm_rms_epsilon", 1e-5f);
+    w.set_f32(arch + ".attention.layer_norm_rms_epsilon", arch == "gemma2" ? 1e-6f : 1e-5f);
     w.set_f32(arch + ".rope.freq_base", s.rope_base);
+    if (arch == "gemma2") {
+      w.set_u32(arch + ".attention.key_length", u32(hd));
+      w.set_u32(arch + ".attention.value_length", u32(hd));
+      w.set_u32(arch + ".attention.sliding_window", u32(s.window));
+      // Gemma 2 uses 50, which scores of random weights never approach: a cap they reach
+      // makes the reference test the soft-capping.
+      w.set_f32(arch + ".attn_logit_softcapping", 2.0f);
+      w.set_f32(arch + ".final_logit_softcapping", 30.0f);
+    }
     if (s.scaling == RopeScaling::Yarn) {
       w.set_string(arch + ".rope.scaling.type", "yarn");
       w.set_f32(arch + ".rope.scaling.factor", s.scaling_factor);

@@ -92,8 +92,10 @@ class CudaBackend final : public Backend {
       case Op::RmsNorm:
       case Op::LayerNorm:
         return is_f32(a) && is_f32(b) && is_f32(node.src[2]);
+      case Op::SoftCap:  // Gemma 2's soft-capping and windows run on the CPU
+        return false;
       case Op::Attention:
-        return is_f32(a) && is_f32(b) && is_f32(node.src[2]) && node.src[3]->type == DType::F16 &&
+        return attention_is_plain(node) && is_f32(a) && is_f32(b) && is_f32(node.src[2]) && node.src[3]->type == DType::F16 &&
                node.src[4]->type == DType::F16 && is_f32(node.src[5]) &&
                a->ne[0] <= cuda::kMaxAttentionHeadDim;
     }
@@ -164,6 +166,7 @@ class CudaBackend final : public Backend {
         case Op::Silu: cuda::launch_silu(a, stream_); break;
         case Op::Gelu: cuda::launch_gelu(a, stream_); break;
         case Op::SwiGlu: cuda::launch_swiglu(a, stream_); break;
+        case Op::SoftCap:  // never placed here (supports)
         case Op::None:
         case Op::View: break;
       }

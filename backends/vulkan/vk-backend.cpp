@@ -236,11 +236,13 @@ bool VulkanBackend::supports(const Tensor& node) const {
     case Op::LayerNorm:
       return is_f32(node.src[0]) && is_f32(node.src[1]) && is_f32(node.src[2]) && fits(node.src[0]) &&
              fits(node.src[1]) && fits(node.src[2]);
+    case Op::SoftCap:  // Gemma 2's soft-capping and windows run on the CPU
+      return false;
     case Op::Attention: {
       const Tensor& q = *node.src[0];
       for (int i = 0; i < 6; ++i)
         if (!fits(node.src[i])) return false;
-      return f16_ok && q.ne[0] <= 256 && is_f32(node.src[0]) && is_f32(node.src[1]) && is_f32(node.src[2]) &&
+      return attention_is_plain(node) && f16_ok && q.ne[0] <= 256 && is_f32(node.src[0]) && is_f32(node.src[1]) && is_f32(node.src[2]) &&
              node.src[3]->type == DType::F16 && node.src[4]->type == DType::F16 && is_f32(node.src[5]);
     }
   }

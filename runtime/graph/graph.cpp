@@ -149,7 +149,7 @@ Tensor* Graph::rope(Tensor* x, Tensor* positions, int32_t n_dims, int32_t mode, 
 }
 
 Tensor* Graph::attention(Tensor* q, Tensor* k, Tensor* v, Tensor* k_cache, Tensor* v_cache,
-                         int32_t n_past, float scale, Tensor* mask) {
+                         int32_t n_past, float scale, Tensor* mask, int32_t window, float softcap) {
   const int64_t hd = q->ne[0], n_head = q->ne[1], n_tok = q->ne[2];
   const int64_t n_kv_head = k->ne[1];
   if (k->ne[0] != hd || v->ne[0] != hd || v->ne[1] != n_kv_head || k->ne[2] != n_tok ||
@@ -164,6 +164,9 @@ Tensor* Graph::attention(Tensor* q, Tensor* k, Tensor* v, Tensor* k_cache, Tenso
                 std::to_string(k_cache->ne[2]) + " tokens");
   if (mask && (mask->type != DType::F32 || mask->ne[0] != n_tok || mask->ne[1] != n_tok))
     shape_error("attention (mask)", *q, *mask);
+  // A token-tree mask's rows are not at consecutive positions, which the window assumes.
+  if (mask && window > 0) throw Error("graph: sliding-window attention with a token-tree mask is not supported");
+  if (window < 0 || softcap < 0) throw Error("graph: attention: negative window or soft-cap");
   Tensor* t = new_node(Op::Attention, DType::F32, hd * n_head, n_tok, 1, 1);
   t->src[0] = q;
   t->src[1] = k;
@@ -172,7 +175,17 @@ Tensor* Graph::attention(Tensor* q, Tensor* k, Tensor* v, Tensor* k_cache, Tenso
   t->src[4] = v_cache;
   t->src[5] = mask;
   t->i_params[kAttnNPast] = n_past;
+  t->i_params[kAttnWindow] = window;
   t->f_params[0] = scale;
+  t->f_params[1] = softcap;
+  return t;
+}
+
+Tensor* Graph::soft_cap(Tensor* x, float cap) {
+  if (!(cap > 0)) throw Error("graph: soft_cap needs a positive cap");
+  Tensor* t = new_node(Op::SoftCap, DType::F32, x->ne[0], x->ne[1], x->ne[2], x->ne[3]);
+  t->src[0] = x;
+  t->f_params[0] = cap;
   return t;
 }
 

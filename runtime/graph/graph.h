@@ -38,10 +38,13 @@ class Graph {
     return rope(x, positions, n_dims, mode, freq_base, freq_scale, RopeExtra{});
   }
   // mask: optional [n_tok, n_tok] f32 (see Op::Attention); null means causal.
+  // window > 0: sliding-window attention; softcap > 0: scores soft-capped (Op::Attention).
   Tensor* attention(Tensor* q, Tensor* k, Tensor* v, Tensor* k_cache, Tensor* v_cache,
-                    int32_t n_past, float scale, Tensor* mask = nullptr);
+                    int32_t n_past, float scale, Tensor* mask = nullptr, int32_t window = 0,
+                    float softcap = 0.0f);
   Tensor* silu(Tensor* x);
   Tensor* gelu(Tensor* x);
+  Tensor* soft_cap(Tensor* x, float cap);  // cap * tanh(x / cap)
   Tensor* swiglu(Tensor* gate, Tensor* up);
 
   // Views share their source's bytes. reshape needs a contiguous source.

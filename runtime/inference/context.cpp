@@ -81,7 +81,9 @@ Context::Context(const Model& model, const ContextParams& params, std::vector<st
   probe.src[0] = &probe_q;
   probe.src[1] = probe.src[2] = &probe_k;
   probe.src[3] = probe.src[4] = &probe_cache;
+  probe.f_params[1] = hp.attn_softcap;
   for (int64_t l = 0; l < hp.n_layer; ++l) {
+    probe.i_params[kAttnWindow] = hp.layer_window.empty() ? 0 : hp.layer_window[static_cast<size_t>(l)];
     for (size_t i = 0; i < order.size(); ++i) {
       if (order[i]->is_host()) break;
       if (layer_allowed(i, static_cast<int>(l)) && order[i]->supports(probe)) {

@@ -35,6 +35,11 @@ struct HParams {
   float rope_freq_scale = 1.0f;
   std::string rope_scaling = "none";  // rope.scaling.type as applied: none, linear, yarn
   bool learned_positions = false;  // GPT-2: positions past n_ctx_train do not exist
+  // Attention beyond the plain form (Gemma 2), so a context keeps each layer's KV cache on a
+  // backend that can run that layer's attention: the window per layer (empty: none) and
+  // the scores' soft-cap (0: none).
+  std::vector<int32_t> layer_window;
+  float attn_softcap = 0.0f;
 };
 
 class KvCache;

@@ -29,4 +29,6 @@ tiny-llama3 F16 tiny-llama-bpe-f16
 tiny-llama3 Q4_K_M tiny-llama-bpe-f16
 tiny-qwen2-yarn F16 tiny-qwen2-f16
 tiny-qwen2-yarn Q8_0 tiny-qwen2-f16
+tiny-gemma2 F16 tiny-llama-spm-f16
+tiny-gemma2 Q8_0 tiny-llama-spm-f16
 LIST

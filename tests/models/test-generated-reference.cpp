@@ -1,4 +1,4 @@
-// Models the shared references do not cover (Llama 3 rope scaling, YaRN), checked against
+// Models the shared references do not cover (Llama 3 rope scaling, YaRN, Gemma 2), checked against
 // the peer's logits committed in tests/models/reference/. The models are not committed: the
 // test writes them with `xent bench --synthetic` (seeded, so byte for byte the files the
 // peer read; scripts/peer/make-references.sh made the references), with the tokenizer of a
@@ -71,4 +71,14 @@ TEST_CASE("reference logits: Qwen2 with YaRN rope scaling, F16", "[model][refere
 
 TEST_CASE("reference logits: Qwen2 with YaRN rope scaling, Q8_0", "[model][reference][qwen2]") {
   check_generated("tiny-qwen2-yarn", "Q8_0", "tiny-qwen2-f16");
+}
+
+// Gemma 2: soft-capped attention and logits, a 32-token window on even layers (p3 and p4
+// are longer than the window, so the window is exercised in one batch and token by token).
+TEST_CASE("reference logits: Gemma 2, F16", "[model][reference][gemma2]") {
+  check_generated("tiny-gemma2", "F16", "tiny-llama-spm-f16");
+}
+
+TEST_CASE("reference logits: Gemma 2, Q8_0", "[model][reference][gemma2]") {
+  check_generated("tiny-gemma2", "Q8_0", "tiny-llama-spm-f16");
 }

@@ -231,7 +231,8 @@ void attention(const Tensor& dst, OpContext& ctx) {
   const Tensor* mask = dst.src[5];
   const int64_t hd = q.ne[0], n_head = q.ne[1], n_tok = q.ne[2], n_kv_head = k.ne[1];
   const int32_t n_past = dst.i_params[kAttnNPast];
-  const float scale = dst.f_params[0];
+  const int32_t window = dst.i_params[kAttnWindow];
+  const float scale = dst.f_params[0], softcap = dst.f_params[1];
 
   // Phase 1: store the new keys and values (f16) at their positions.
   {
@@ -265,10 +266,17 @@ void attention(const Tensor& dst, OpContext& ctx) {
     const float* mrow = mask ? row_f32(*mask, t) : nullptr;
     const int64_t n_keys = mask ? n_past + n_tok : n_past + t + 1;
     kf->dot_rows(hd, scores, pq, static_cast<const uint8_t*>(kc.data) + kvh * kc.nb[1], kc.nb[2], n_keys);
+    float softmax_scale = scale;
+    if (softcap > 0.0f) {  // c * tanh(scale * s / c), then the softmax unscaled
+      for (int64_t j = 0; j < n_keys; ++j) scores[j] = softcap * std::tanh(scores[j] * scale / softcap);
+      softmax_scale = 1.0f;
+    }
     if (mrow)
       for (int64_t u = 0; u < n_tok; ++u)
         if (mrow[u] != 0.0f) scores[n_past + u] = -INFINITY;
-    ctx.vec->softmax(scores, n_keys, scale);
+    if (window > 0)  // keys further back than the window (the query itself is at n_past + t)
+      for (int64_t j = 0; j <= n_past + t - window; ++j) scores[j] = -INFINITY;
+    ctx.vec->softmax(scores, n_keys, softmax_scale);
     kf->weighted_sum(hd, row_f32(dst, t) + h * hd, scores, static_cast<const uint8_t*>(vc.data) + kvh * vc.nb[1],
                      vc.nb[2], n_keys);
   }
@@ -312,6 +320,7 @@ bool cpu_supports(const Tensor& node) {
     case Op::Scale:
     case Op::Silu:
     case Op::Gelu:
+    case Op::SoftCap:
     case Op::SwiGlu:
     case Op::Rope:
       return is_f32(node.src[0]) && (!node.src[2] || is_f32(node.src[2]));
@@ -372,6 +381,10 @@ void compute_node(const Tensor& node, OpContext& ctx) {
     case Op::Silu:
     case Op::Gelu:
     case Op::SwiGlu: return activation(node, ctx);
+    case Op::SoftCap: {
+      const float c = node.f_params[0];
+      return unary(node, ctx, [c](float a) { return c * std::tanh(a / c); });
+    }
   }
   throw Error(std::string("cpu: op ") + op_name(node.op) + " has no kernel");
 }
