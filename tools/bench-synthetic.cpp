@@ -52,6 +52,7 @@ constexpr SyntheticShape kShapes[] = {
     {"tinyllama-1.1b", "llama", 2048, 22, 32, 4, 5632, 2048, 32000, 10000, false},      // TinyLlama 1.1B
     {"llama-7b", "llama", 4096, 32, 32, 32, 11008, 4096, 32000, 10000, false},          // Llama 2 7B
     {"llama-160m", "llama", 768, 12, 12, 12, 3072, 2048, 32000, 10000, false},          // GPT-2-small-sized llama
+    {"gemma2-2b", "gemma2", 2304, 26, 8, 4, 9216, 8192, 256000, 10000, true, RopeScaling::None, 0, 0, 3.0f, 256, 4096},  // Gemma 2 2B
     {"tiny-test", "llama", 64, 2, 4, 2, 128, 256, 512, 10000, false},                   // tests only
     {"tiny-test-gpt2", "gpt2", 64, 2, 4, 4, 256, 128, 512, 0, false},                   // tests only
     // Reference-logit shapes (tests/models/reference): Llama 3.2's head ratio and rope
