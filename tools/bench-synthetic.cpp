@@ -22,10 +22,10 @@ namespace {
 
 // Shapes of published models (and two tiny ones for tests). n_vocab is the real model's;
 // a vocabulary copied from another file replaces it.
-enum class RopeScaling { None, Llama3, Yarn };
+enum class RopeScaling { None, Llama3, Yarn, Linear, LongRope };
 struct SyntheticShape {
   const char* name;
-  const char* arch;  // "llama", "qwen2" or "gpt2"
+  const char* arch;  // "llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3" or "gpt2"
   int64_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, n_vocab;
   float rope_base;
   // No output.weight: the token embedding is the output matrix. GPT-2 is tied too, but its
@@ -33,7 +33,10 @@ struct SyntheticShape {
   // and its loader requires it), so the gpt2 shapes are written that way.
   bool tied;
   // Llama3: rope_freqs.weight from (factor, low 1, high 4, original context); Yarn:
-  // rope.scaling.type yarn with that factor and original context.
+  // rope.scaling.type yarn with that factor and original context; Linear: rope.scaling.type
+  // linear with that factor (gemma3: the global layers'); LongRope: Phi-3's short and long
+  // factor tensors, with context_length / original context as the long factors' top and
+  // the attention factor the peer's converter derives from it.
   RopeScaling scaling = RopeScaling::None;
   float scaling_factor = 0;
   int64_t scaling_orig_ctx = 0;
@@ -41,7 +44,7 @@ struct SyntheticShape {
   // more than the default so that most positions have a clear top-1 (a margin >= 1).
   float logit_std = 3.0f;
   int64_t head_dim = 0;  // 0: n_embd / n_head
-  int64_t window = 0;    // gemma2: attention.sliding_window
+  int64_t window = 0;    // gemma2, gemma3, phi3: attention.sliding_window
 };
 
 int64_t head_dim_of(const SyntheticShape& s) { return s.head_dim ? s.head_dim : s.n_embd / s.n_head; }
@@ -63,6 +66,17 @@ constexpr SyntheticShape kShapes[] = {
     // Gemma 2 2B's depth (26 layers: the peer knows Gemma 2 only at its published depths),
     // its head ratio and a head size that makes q wider than the embedding; a 32-token window.
     {"tiny-gemma2", "gemma2", 192, 26, 4, 2, 512, 8192, 8192, 10000, true, RopeScaling::None, 0, 0, 4.5f, 64, 32},
+    // Qwen3 0.6B's ratios: q twice as wide as the embedding, GQA 2, tied.
+    {"tiny-qwen3", "qwen3", 256, 4, 8, 4, 768, 40960, 8192, 1000000, true, RopeScaling::None, 0, 0, 4.5f, 64},
+    // Gemma 3 4B's pattern at 12 layers (two global, 5 and 11), one KV head, its linear rope
+    // scaling on the global layers, a 32-token window.
+    {"tiny-gemma3", "gemma3", 192, 12, 4, 1, 512, 131072, 8192, 1000000, true, RopeScaling::Linear, 8, 0, 4.5f, 64,
+     32},
+    // Phi-3.5-mini's LongRoPE with a 64-token original context (every reference prompt runs
+    // on the long factors), GQA as in Phi-4-mini, untied, a 32-token window on every layer.
+    // Not "tiny-phi3": the peer keys Phi-3 token attributes on a general.name containing
+    // "phi3", which the borrowed vocabulary lacks the tokens for.
+    {"tiny-phi", "phi3", 256, 4, 8, 4, 768, 4096, 8192, 10000, false, RopeScaling::LongRope, 0, 64, 9.0f, 0, 32},
 };
 
 // One tensor to draw: N(mean, stddev) in F32, converted to `type`.
@@ -178,7 +192,9 @@ std::vector<Spec> tensor_specs(const SyntheticShape& s, int64_t n_vocab) {
     v.push_back({b + "attn_norm.weight", {d}, 0.05f, 1.0f});
     v.push_back({b + "ffn_norm.weight", {d}, 0.05f, 1.0f});
     v.push_back({b + "attn_output.weight", {q_dim, d}, 0.5f / std::sqrt(static_cast<float>(q_dim)), 0});
-    v.push_back({b + "ffn_up.weight", {d, s.n_ff}, inv, 0});
+    const std::string arch = s.arch;
+    // Phi-3 keeps gate and up in one matrix, gate first.
+    v.push_back({b + "ffn_up.weight", {d, arch == "phi3" ? 2 * s.n_ff : s.n_ff}, inv, 0});
     v.push_back({b + "ffn_down.weight", {s.n_ff, d}, 0.5f * inv_ff, 0});
     if (gpt2) {
       v.push_back({b + "attn_norm.bias", {d}, 0.02f, 0});
@@ -188,16 +204,22 @@ std::vector<Spec> tensor_specs(const SyntheticShape& s, int64_t n_vocab) {
       v.push_back({b + "attn_output.bias", {d}, 0.02f, 0});
       v.push_back({b + "ffn_up.bias", {s.n_ff}, 0.02f, 0});
       v.push_back({b + "ffn_down.bias", {d}, 0.02f, 0});
+    } else if (arch == "phi3") {
+      v.push_back({b + "attn_qkv.weight", {d, q_dim + 2 * kv}, inv, 0});
     } else {
       v.push_back({b + "attn_q.weight", {d, q_dim}, inv, 0});
       v.push_back({b + "attn_k.weight", {d, kv}, inv, 0});
       v.push_back({b + "attn_v.weight", {d, kv}, inv, 0});
       v.push_back({b + "ffn_gate.weight", {d, s.n_ff}, inv, 0});
-      if (std::string(s.arch) == "gemma2") {
+      if (arch == "gemma2" || arch == "gemma3") {
         v.push_back({b + "post_attention_norm.weight", {d}, 0.05f, 1.0f});
         v.push_back({b + "post_ffw_norm.weight", {d}, 0.05f, 1.0f});
       }
-      if (std::string(s.arch) == "qwen2") {
+      if (arch == "qwen3" || arch == "gemma3") {  // per-head Q/K RMSNorm
+        v.push_back({b + "attn_q_norm.weight", {hd}, 0.2f, 1.0f});
+        v.push_back({b + "attn_k_norm.weight", {hd}, 0.2f, 1.0f});
+      }
+      if (arch == "qwen2") {
         v.push_back({b + "attn_q.bias", {d}, 0.02f, 0});
         v.push_back({b + "attn_k.bias", {kv}, 0.02f, 0});
         v.push_back({b + "attn_v.bias", {kv}, 0.02f, 0});
@@ -276,12 +298,15 @@ SyntheticResult write_synthetic_model(const SyntheticParams& p) {
     w.set_u32(arch + ".attention.head_count_kv", u32(s.n_head_kv));
     w.set_u32(arch + ".rope.dimension_count", u32(hd));
     w.set_u32(arch + ".vocab_size", u32(n_vocab));
-    w.set_f32(arch + ".attention.layer_norm_rms_epsilon", arch == "gemma2" ? 1e-6f : 1e-5f);
+    const bool gemma = arch == "gemma2" || arch == "gemma3";
+    w.set_f32(arch + ".attention.layer_norm_rms_epsilon", gemma ? 1e-6f : 1e-5f);
     w.set_f32(arch + ".rope.freq_base", s.rope_base);
-    if (arch == "gemma2") {
+    if (gemma || arch == "qwen3") {
       w.set_u32(arch + ".attention.key_length", u32(hd));
       w.set_u32(arch + ".attention.value_length", u32(hd));
-      w.set_u32(arch + ".attention.sliding_window", u32(s.window));
+    }
+    if (s.window > 0) w.set_u32(arch + ".attention.sliding_window", u32(s.window));
+    if (arch == "gemma2") {
       // Gemma 2 uses 50, which scores of random weights never approach: a cap they reach
       // makes the reference test the soft-capping.
       w.set_f32(arch + ".attn_logit_softcapping", 2.0f);
@@ -291,6 +316,18 @@ SyntheticResult write_synthetic_model(const SyntheticParams& p) {
       w.set_string(arch + ".rope.scaling.type", "yarn");
       w.set_f32(arch + ".rope.scaling.factor", s.scaling_factor);
       w.set_u32(arch + ".rope.scaling.original_context_length", u32(s.scaling_orig_ctx));
+    }
+    if (s.scaling == RopeScaling::Linear) {
+      w.set_string(arch + ".rope.scaling.type", "linear");
+      w.set_f32(arch + ".rope.scaling.factor", s.scaling_factor);
+    }
+    if (s.scaling == RopeScaling::LongRope) {
+      // What the peer's converter writes for Phi-3: the original context and
+      // sqrt(1 + ln(scale) / ln(original)), no scaling type.
+      const double scale = static_cast<double>(s.n_ctx) / static_cast<double>(s.scaling_orig_ctx);
+      w.set_u32(arch + ".rope.scaling.original_context_length", u32(s.scaling_orig_ctx));
+      w.set_f32(arch + ".rope.scaling.attn_factor",
+                static_cast<float>(std::sqrt(1.0 + std::log(scale) / std::log(static_cast<double>(s.scaling_orig_ctx)))));
     }
   }
   if (vocab) {
@@ -339,6 +376,24 @@ SyntheticResult write_synthetic_model(const SyntheticParams& p) {
                  rope_factors.size() * sizeof(float));
     r.n_params += rope_factors.size();
     r.tensor_bytes += rope_factors.size() * sizeof(float);
+  }
+  std::vector<float> long_factors, short_factors;  // must outlive w.write()
+  if (s.scaling == RopeScaling::LongRope) {
+    // Rising with the pair index as the published factors do: short ones from 1 to 1.5,
+    // long ones from 1 to the context's stretch.
+    const int64_t half = s.n_embd / s.n_head / 2;
+    const double stretch = static_cast<double>(s.n_ctx) / static_cast<double>(s.scaling_orig_ctx);
+    for (int64_t i = 0; i < half; ++i) {
+      const double t = static_cast<double>(i) / static_cast<double>(half - 1);
+      short_factors.push_back(static_cast<float>(1.0 + 0.5 * t * t));
+      long_factors.push_back(static_cast<float>(1.0 + (stretch - 1.0) * t * t));
+    }
+    for (const auto& [name, f] : {std::pair{"rope_factors_long.weight", &long_factors},
+                                  std::pair{"rope_factors_short.weight", &short_factors}}) {
+      w.add_tensor(name, DType::F32, {half}, f->data(), f->size() * sizeof(float));
+      r.n_params += f->size();
+      r.tensor_bytes += f->size() * sizeof(float);
+    }
   }
   w.write(p.output);
   return r;

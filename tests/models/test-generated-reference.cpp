@@ -1,8 +1,8 @@
-// Models the shared references do not cover (Llama 3 rope scaling, YaRN, Gemma 2), checked against
-// the peer's logits committed in tests/models/reference/. The models are not committed: the
-// test writes them with `xent bench --synthetic` (seeded, so byte for byte the files the
-// peer read; scripts/peer/make-references.sh made the references), with the tokenizer of a
-// shared model.
+// Models the shared references do not cover (Llama 3 rope scaling, YaRN, Gemma 2 and 3,
+// Qwen3, Phi-3), checked against the peer's logits committed in tests/models/reference/.
+// The models are not committed: the test writes them with `xent bench --synthetic` (seeded,
+// so byte for byte the files the peer read; scripts/peer/make-references.sh made the
+// references), with the tokenizer of a shared model.
 #include <catch2/catch.hpp>
 
 #include <cstdio>
@@ -81,4 +81,33 @@ TEST_CASE("reference logits: Gemma 2, F16", "[model][reference][gemma2]") {
 
 TEST_CASE("reference logits: Gemma 2, Q8_0", "[model][reference][gemma2]") {
   check_generated("tiny-gemma2", "Q8_0", "tiny-llama-spm-f16");
+}
+
+// Qwen3: per-head Q/K RMSNorm, q wider than the embedding (peer: the newer llama.cpp).
+TEST_CASE("reference logits: Qwen3, F16", "[model][reference][qwen3]") {
+  check_generated("tiny-qwen3", "F16", "tiny-qwen2-f16");
+}
+
+TEST_CASE("reference logits: Qwen3, Q4_K_M", "[model][reference][qwen3]") {
+  check_generated("tiny-qwen3", "Q4_K_M", "tiny-qwen2-f16");
+}
+
+// Gemma 3: Q/K norm, five 32-token-window layers to one global, local rope base 10000
+// unscaled and global rope scaled linearly by 8 (peer: the newer llama.cpp).
+TEST_CASE("reference logits: Gemma 3, F16", "[model][reference][gemma3]") {
+  check_generated("tiny-gemma3", "F16", "tiny-llama-spm-f16");
+}
+
+TEST_CASE("reference logits: Gemma 3, Q8_0", "[model][reference][gemma3]") {
+  check_generated("tiny-gemma3", "Q8_0", "tiny-llama-spm-f16");
+}
+
+// Phi-3: fused QKV and gate/up, LongRoPE (the long factors, as the context exceeds the
+// 64-token original one) with its attention factor, a 32-token window on every layer.
+TEST_CASE("reference logits: Phi-3 with LongRoPE, F16", "[model][reference][phi3]") {
+  check_generated("tiny-phi", "F16", "tiny-llama-spm-f16");
+}
+
+TEST_CASE("reference logits: Phi-3 with LongRoPE, Q8_0", "[model][reference][phi3]") {
+  check_generated("tiny-phi", "Q8_0", "tiny-llama-spm-f16");
 }
