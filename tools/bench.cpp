@@ -176,18 +176,6 @@ std::string utc_now() {
   return buf;
 }
 
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    const size_t end = s.find(',', start);
-    const std::string part = s.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    if (!part.empty()) out.push_back(part);
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
-  return out;
-}
 
 // Prints rows as they are measured, in the chosen format.
 class Reporter {
@@ -365,8 +353,7 @@ int run(BenchOptions o) {
         cp.n_ctx = n_ctx;
         cp.n_ubatch = o.ubatch;
         cp.n_threads = o.threads.front();
-        cp.backends = split_commas(o.backend);
-        if (cp.backends.empty()) cp.backends = {"cpu"};
+        cp.backends = parse_backend_list(o.backend);
         cp.n_gpu_layers = o.n_gpu_layers;
         std::vector<std::string> notes;
         Context ctx(*model, cp, &notes);

@@ -53,7 +53,7 @@ int run(const LogitsOptions& o) {
     cp.n_ctx = o.model.ctx_size;
     cp.n_threads = o.model.threads;
     cp.n_ubatch = o.ubatch;
-    cp.backends = {o.model.backend};
+    cp.backends = parse_backend_list(o.model.backend);
     cp.n_gpu_layers = o.model.n_gpu_layers;
     cp.cpu_reference_kernels = o.reference_kernels;
     std::vector<std::string> notes;

@@ -58,7 +58,7 @@ std::unique_ptr<Context> make_context(const Model& m, const PerplexityOptions& o
   cp.n_ctx = o.ctx;
   cp.n_threads = o.threads;
   cp.n_ubatch = o.ubatch;
-  cp.backends = {o.backend};
+  cp.backends = parse_backend_list(o.backend);
   std::vector<std::string> notes;
   auto ctx = std::make_unique<Context>(m, cp, &notes);
   for (const std::string& n : notes) std::fprintf(stderr, "xent: %s\n", n.c_str());

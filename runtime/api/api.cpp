@@ -74,20 +74,6 @@ size_t copy_out(const std::string& s, char* buf, size_t buf_size) {
   return s.size();
 }
 
-std::vector<std::string> split_csv(const char* s) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (const char* p = s; p && *p; ++p) {
-    if (*p == ',') {
-      if (!cur.empty()) out.push_back(cur);
-      cur.clear();
-    } else if (*p != ' ') {
-      cur += *p;
-    }
-  }
-  if (!cur.empty()) out.push_back(cur);
-  return out;
-}
 
 constexpr char kStateMagic[8] = {'X', 'E', 'N', 'T', 'S', 'E', 'S', 'S'};
 constexpr uint32_t kStateVersion = 1;
@@ -311,8 +297,7 @@ xent_context* xent_context_create(const xent_model* model, const xent_context_pa
     cp.n_ctx = p.n_ctx;
     cp.n_ubatch = p.n_batch > 0 ? p.n_batch : 512;
     cp.n_threads = p.n_threads;
-    cp.backends = split_csv(p.backends ? p.backends : "cpu");
-    if (cp.backends.empty()) cp.backends = {"cpu"};
+    cp.backends = xent::parse_backend_list(p.backends ? p.backends : "cpu");
     cp.n_gpu_layers = p.n_gpu_layers;
     auto c = std::make_unique<xent_context>();
     c->model = model;

@@ -11,6 +11,21 @@
 
 namespace xent {
 
+std::vector<std::string> parse_backend_list(const std::string& list) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (const char c : list + ",") {
+    if (c == ',') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else if (c != ' ') {
+      cur += c;
+    }
+  }
+  if (out.empty()) out.push_back("cpu");
+  return out;
+}
+
 Context::Context(const Model& model, const ContextParams& params, std::vector<std::string>* notes)
     : model_(model), params_(params) {
   const HParams& hp = model.hparams();

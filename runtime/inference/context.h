@@ -18,6 +18,10 @@ namespace cpu {
 struct PackedWeights;
 }
 
+// "vulkan,cpu" -> {"vulkan", "cpu"}: a --backend value split at commas, spaces dropped;
+// {"cpu"} when nothing is left.
+std::vector<std::string> parse_backend_list(const std::string& list);
+
 struct ContextParams {
   int64_t n_ctx = 0;       // 0: the model's training context, at most 4096
   int32_t n_ubatch = 512;  // most tokens evaluated in one graph

@@ -106,3 +106,12 @@ TEST_CASE("a decode step of a reused graph allocates nothing", "[runtime][contex
     CHECK(ctx.scheduler().stats().reused_plan);
   }
 }
+
+TEST_CASE("a --backend list splits at commas, and an empty one means the CPU", "[runtime][context]") {
+  using V = std::vector<std::string>;
+  CHECK(xent::parse_backend_list("vulkan,cpu") == V{"vulkan", "cpu"});
+  CHECK(xent::parse_backend_list(" cuda , vulkan,,cpu ") == V{"cuda", "vulkan", "cpu"});
+  CHECK(xent::parse_backend_list("vulkan") == V{"vulkan"});
+  CHECK(xent::parse_backend_list("") == V{"cpu"});
+  CHECK(xent::parse_backend_list(",") == V{"cpu"});
+}

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/run-xent.h"
 #include "formats/error.h"
 #include "formats/gguf.h"
 #include "runtime/inference/model.h"
@@ -20,16 +21,16 @@ namespace {
 
 std::string shared_model(const std::string& name) { return std::string(XENT_SHARED_DIR) + "/models/" + name + ".gguf"; }
 
-// Copies `source` with edit() applied to the writer (after every key and tensor is added),
-// and returns the error loading it gives ("" when it loads).
+// Copies `source` without the tensor `drop` and with edit() applied to the writer (after
+// every key and tensor is added), and returns the error loading it gives ("" when it loads).
 std::string load_error_of_copy(const std::string& source, const std::string& tag,
-                               const std::function<void(gguf::Writer&)>& edit) {
+                               const std::function<void(gguf::Writer&)>& edit, const std::string& drop = "") {
   auto r = gguf::Reader::open(source);
   gguf::Writer w;
   for (const gguf::KeyValue& kv : r->kvs())
     if (kv.key != "general.alignment") w.copy_kv(kv);
   for (const gguf::TensorInfo& t : r->tensors())
-    w.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne, t.ne + std::max(1, t.n_dims)), t.data, t.size_bytes);
+    if (t.name != drop) w.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne, t.ne + std::max(1, t.n_dims)), t.data, t.size_bytes);
   edit(w);
   const std::string path = std::string(XENT_BINARY_DIR) + "/strict-" + tag + ".gguf";
   w.write(path);
@@ -44,6 +45,17 @@ std::string load_error_of_copy(const std::string& source, const std::string& tag
 }
 
 const std::vector<float> kNorm(256, 1.0f);
+
+// A generated model of `shape` (xent bench --synthetic) in the binary directory.
+std::string generated(const std::string& shape) {
+  const std::string dir = std::string(XENT_BINARY_DIR) + "/generated-models";
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/strict-" + shape + ".gguf";
+  const auto r = test::run_xent(dir, "bench --synthetic " + shape + " --type F16 -o " + path);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  return path;
+}
 
 }  // namespace
 
@@ -102,4 +114,23 @@ TEST_CASE("keys without effect on the arithmetic, and a zero expert count, still
     w.set_u32("llama.attention.key_length", 32);
     w.set_u32("llama.attention.value_length", 32);
   }) == "");
+}
+
+TEST_CASE("qwen3, gemma3 and phi3 files load, and what they cannot apply is refused by name", "[model][strict]") {
+  const std::string qwen3 = generated("tiny-qwen3"), gemma3 = generated("tiny-gemma3"), phi3 = generated("tiny-phi");
+  for (const std::string& m : {qwen3, gemma3, phi3}) CHECK(load_error_of_copy(m, "plain-new", [](gguf::Writer&) {}) == "");
+  // Gemma 3 scales rope linearly or not at all.
+  std::string err = load_error_of_copy(gemma3, "gemma3-yarn", [](gguf::Writer& w) {
+    w.set_string("gemma3.rope.scaling.type", "yarn");
+  });
+  CHECK(err.find("gemma3.rope.scaling.type 'yarn'") != std::string::npos);
+  // A Phi-3 file must say its window unless it is one of the shapes with a known default.
+  err = load_error_of_copy(phi3, "phi3-nowindow", [](gguf::Writer& w) { w.remove("phi3.attention.sliding_window"); });
+  CHECK(err.find("phi3.attention.sliding_window is missing") != std::string::npos);
+  // LongRoPE needs both factor sets.
+  err = load_error_of_copy(phi3, "phi3-onefactor", [](gguf::Writer&) {}, "rope_factors_short.weight");
+  CHECK(err.find("only one of rope_factors_long.weight and rope_factors_short.weight") != std::string::npos);
+  // Qwen3 without its per-head norms is not Qwen3.
+  err = load_error_of_copy(qwen3, "qwen3-nonorm", [](gguf::Writer&) {}, "blk.1.attn_k_norm.weight");
+  CHECK(err.find("blk.1.attn_k_norm.weight") != std::string::npos);
 }
