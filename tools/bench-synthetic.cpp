@@ -56,6 +56,9 @@ constexpr SyntheticShape kShapes[] = {
     {"llama-7b", "llama", 4096, 32, 32, 32, 11008, 4096, 32000, 10000, false},          // Llama 2 7B
     {"llama-160m", "llama", 768, 12, 12, 12, 3072, 2048, 32000, 10000, false},          // GPT-2-small-sized llama
     {"gemma2-2b", "gemma2", 2304, 26, 8, 4, 9216, 8192, 256000, 10000, true, RopeScaling::None, 0, 0, 3.0f, 256, 4096},  // Gemma 2 2B
+    {"qwen3-1.7b", "qwen3", 2048, 28, 16, 8, 6144, 40960, 151936, 1000000, true, RopeScaling::None, 0, 0, 3.0f, 128},  // Qwen3 1.7B
+    {"gemma3-1b", "gemma3", 1152, 26, 4, 1, 6912, 32768, 262144, 1000000, true, RopeScaling::None, 0, 0, 3.0f, 256, 512},  // Gemma 3 1B
+    {"phi-mini-3.8b", "phi3", 3072, 32, 32, 32, 8192, 131072, 32064, 10000, false, RopeScaling::LongRope, 0, 4096, 3.0f, 0, 262144},  // Phi-3.5-mini (named so that the peer reads the vocabulary plainly, see tiny-phi)
     {"tiny-test", "llama", 64, 2, 4, 2, 128, 256, 512, 10000, false},                   // tests only
     {"tiny-test-gpt2", "gpt2", 64, 2, 4, 4, 256, 128, 512, 0, false},                   // tests only
     // Reference-logit shapes (tests/models/reference): Llama 3.2's head ratio and rope
