@@ -20,7 +20,9 @@ namespace {
 
 namespace st = safetensors;
 
-constexpr const char* kSupported[] = {"LlamaForCausalLM", "Qwen2ForCausalLM", "GPT2LMHeadModel", nullptr};
+constexpr const char* kSupported[] = {"LlamaForCausalLM",  "Qwen2ForCausalLM",  "Qwen3ForCausalLM",
+                                      "Gemma2ForCausalLM", "Gemma3ForCausalLM", "Phi3ForCausalLM",
+                                      "GPT2LMHeadModel",   nullptr};
 
 // How a checkpoint tensor becomes a GGUF one.
 enum class Transform {
@@ -28,6 +30,7 @@ enum class Transform {
   PermuteQ,   // Llama q_proj: Hugging Face's half-split rotary rows -> GGUF's interleaved pairs
   PermuteK,   // the same with the KV head count
   Transpose,  // GPT-2 Conv1D weights are stored [in, out]; GGUF wants rows of `in`
+  PlusOne,    // Gemma's RMSNorm multiplies by (1 + weight); GGUF stores the sum
 };
 
 struct Mapped {
@@ -47,12 +50,21 @@ struct Hyper {
   std::optional<double> rope_yarn_factor;
   int64_t yarn_orig_ctx = 0;
   bool tied = false;
+  int64_t n_rot = 0;        // rotary dimensions (Phi-4-mini rotates 3/4 of each head)
+  int64_t window = 0;       // gemma2/3, phi3: attention.sliding_window (0: none)
+  double attn_softcap = 0, final_softcap = 0;  // gemma2
+  // phi3 LongRoPE: one factor per rotary pair for contexts up to / beyond the original.
+  std::vector<float> long_factors, short_factors;
+  int64_t longrope_orig_ctx = 0;
+  double longrope_attn_factor = 1;
 };
 
 std::string arch_of(const Config& c) {
-  if (c.architecture == "LlamaForCausalLM") return "llama";
-  if (c.architecture == "Qwen2ForCausalLM") return "qwen2";
-  if (c.architecture == "GPT2LMHeadModel") return "gpt2";
+  static const std::map<std::string, std::string> arch = {
+      {"LlamaForCausalLM", "llama"},   {"Qwen2ForCausalLM", "qwen2"},   {"Qwen3ForCausalLM", "qwen3"},
+      {"Gemma2ForCausalLM", "gemma2"}, {"Gemma3ForCausalLM", "gemma3"}, {"Phi3ForCausalLM", "phi3"},
+      {"GPT2LMHeadModel", "gpt2"}};
+  if (auto it = arch.find(c.architecture); it != arch.end()) return it->second;
   std::string list;
   for (const char* const* a = kSupported; *a; ++a) list += (list.empty() ? "" : ", ") + std::string(*a);
   throw Error("unsupported architecture '" + (c.architecture.empty() ? "(none in config.json)" : c.architecture) +
@@ -71,6 +83,11 @@ void read_rope_scaling(const Config& c, Hyper& h) {
     return rs[key].get<double>();
   };
   std::vector<std::string> known = {"rope_type", "type", "factor"};
+  // What each architecture's GGUF readers apply (Gemma 2 files carry no scaling at all).
+  const std::string allowed = h.arch == "gemma2" ? "" : h.arch == "gemma3" ? "linear" : "linear,llama3,yarn";
+  if (!type.empty() && type != "default" && ("," + allowed + ",").find("," + type + ",") == std::string::npos)
+    throw Error("config.json: rope_scaling type '" + type + "' is not supported for " + c.architecture +
+                (allowed.empty() ? "" : " (supported: " + allowed + ")"));
   if (type == "linear") {
     h.rope_linear_factor = number("factor", 1.0);
   } else if (type == "llama3") {
@@ -102,6 +119,101 @@ void read_rope_scaling(const Config& c, Hyper& h) {
       throw Error("config.json: rope_scaling." + key + " is not supported");
 }
 
+// Phi-3's rope_scaling: LongRoPE ("longrope", formerly "su") with one factor per rotary
+// pair for contexts up to the original length (short) and beyond it (long), and an
+// attention factor that GGUF files carry as rope.scaling.attn_factor.
+void read_phi3_rope(const Config& c, Hyper& h) {
+  h.longrope_orig_ctx = c.find_int({"original_max_position_embeddings"}).value_or(h.n_ctx);
+  if (!c.json.contains("rope_scaling") || c.json["rope_scaling"].is_null()) return;
+  const auto& rs = c.json["rope_scaling"];
+  if (!rs.is_object()) throw Error("config.json: rope_scaling must be an object");
+  const std::string type = rs.value("rope_type", rs.value("type", ""));
+  if (type != "longrope" && type != "su")
+    throw Error("config.json: rope_scaling type '" + type + "' is not supported for Phi3ForCausalLM (supported: longrope)");
+  for (const auto& [key, value] : rs.items())
+    if (key != "type" && key != "rope_type" && key != "long_factor" && key != "short_factor" && !value.is_null())
+      throw Error("config.json: rope_scaling." + key + " is not supported for LongRoPE");
+  auto factors = [&](const char* key) {
+    if (!rs.contains(key) || !rs[key].is_array()) throw Error(std::string("config.json: rope_scaling.") + key + " is missing");
+    std::vector<float> f;
+    for (const auto& v : rs[key]) {
+      if (!v.is_number() || !(v.get<double>() > 0))
+        throw Error(std::string("config.json: rope_scaling.") + key + " holds a value that is not a positive number");
+      f.push_back(v.get<float>());
+    }
+    return f;
+  };
+  h.long_factors = factors("long_factor");
+  h.short_factors = factors("short_factor");
+  if (h.longrope_orig_ctx <= 1) throw Error("config.json: original_max_position_embeddings must be above 1");
+  const double scale = static_cast<double>(h.n_ctx) / static_cast<double>(h.longrope_orig_ctx);
+  h.longrope_attn_factor =
+      scale > 1 ? std::sqrt(1 + std::log(scale) / std::log(static_cast<double>(h.longrope_orig_ctx))) : 1.0;
+}
+
+void check_phi3_factors(const Hyper& h) {
+  for (const auto* f : {&h.long_factors, &h.short_factors})
+    if (!h.long_factors.empty() && f->size() != static_cast<size_t>(h.n_rot / 2))
+      throw Error("config.json: rope_scaling has " + std::to_string(f->size()) + " factors, " +
+                  std::to_string(h.n_rot / 2) + " rotary pairs expected");
+}
+
+// Keys that change the arithmetic of an architecture. What the GGUF format can say is
+// written; anything it cannot is refused here, naming the key, rather than dropped.
+void read_architecture_rules(const Config& c, Hyper& h) {
+  const nlohmann::json& j = c.json;
+  auto is_set = [&](const char* key) { return j.contains(key) && !j[key].is_null(); };
+  auto refuse = [&](const std::string& what) { throw Error("config.json: " + what + " is not supported for " + c.architecture); };
+  if ((h.arch == "llama" || h.arch == "qwen2" || h.arch == "qwen3") && j.value("use_sliding_window", false))
+    refuse("use_sliding_window true");
+  if (is_set("attention_bias") && j["attention_bias"].is_boolean() && j["attention_bias"].get<bool>() &&
+      h.arch != "qwen2")
+    refuse("attention_bias true");
+  if (h.arch == "gemma2" || h.arch == "gemma3") {
+    auto text = [&](const char* key) { return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : ""; };
+    std::string act = text("hidden_activation");
+    if (act.empty()) act = text("hidden_act");
+    if (act.empty()) act = "gelu_pytorch_tanh";
+    if (act != "gelu_pytorch_tanh") refuse("hidden_activation '" + act + "'");
+    // Readers of GGUF files without the key take head_dim, or n_embd / n_head for the
+    // 27B models (46 layers in Gemma 2, 62 in Gemma 3); a file cannot say anything else.
+    const bool big = h.n_layer == (h.arch == "gemma2" ? 46 : 62);
+    const double implied = static_cast<double>(big ? h.n_embd / h.n_head : h.head_dim);
+    if (auto q = c.find_float({"query_pre_attn_scalar"}); q && *q != implied)
+      refuse("query_pre_attn_scalar " + std::to_string(*q) + " (GGUF readers use " + std::to_string(implied) + ")");
+    h.window = c.find_int({"sliding_window"}).value_or(h.arch == "gemma2" ? 4096 : 0);
+    if (h.window < 0) throw Error("config.json: sliding_window is negative");
+    // Gemma 2 windows the even layers, Gemma 3 five of every six.
+    const int64_t pattern = h.arch == "gemma2" ? 2 : 6;
+    if (h.arch == "gemma3") {
+      if (auto p = c.find_int({"sliding_window_pattern"}); p && *p != 6) refuse("sliding_window_pattern " + std::to_string(*p));
+      if (auto b = c.find_float({"rope_local_base_freq"}); b && *b != 10000.0)
+        refuse("rope_local_base_freq " + std::to_string(*b) + " (GGUF readers use 10000)");
+      for (const char* cap : {"attn_logit_softcapping", "final_logit_softcapping"})
+        if (is_set(cap)) refuse(std::string(cap) + " (Gemma 3 readers apply none)");
+    } else {
+      for (const char* cap : {"attn_logit_softcapping", "final_logit_softcapping"})
+        if (j.contains(cap) && j[cap].is_null()) refuse(std::string(cap) + " null (Gemma 2 readers cap by default)");
+      h.attn_softcap = c.find_float({"attn_logit_softcapping"}).value_or(50.0);
+      h.final_softcap = c.find_float({"final_logit_softcapping"}).value_or(30.0);
+      if (!(h.attn_softcap > 0) || !(h.final_softcap > 0)) throw Error("config.json: soft-capping values must be positive");
+    }
+    if (j.contains("layer_types") && j["layer_types"].is_array()) {
+      const auto& lt = j["layer_types"];
+      if (static_cast<int64_t>(lt.size()) != h.n_layer) throw Error("config.json: layer_types does not list every layer");
+      for (int64_t i = 0; i < h.n_layer; ++i) {
+        const bool local = h.arch == "gemma2" ? i % 2 == 0 : i % pattern < pattern - 1;
+        if (lt[i] != (local ? "sliding_attention" : "full_attention"))
+          refuse("layer_types (layer " + std::to_string(i) + " breaks the " + std::to_string(pattern - 1) + ":1 pattern)");
+      }
+    }
+  }
+  if (h.arch == "phi3") {
+    h.window = c.find_int({"sliding_window"}).value_or(0);
+    if (h.window < 0) throw Error("config.json: sliding_window is negative");
+  }
+}
+
 Hyper read_hyper(const Config& c) {
   Hyper h;
   h.arch = arch_of(c);
@@ -126,7 +238,15 @@ Hyper read_hyper(const Config& c) {
     h.norm_eps = c.find_float({"rms_norm_eps"}).value_or(1e-6);
     h.rope_base = c.find_float({"rope_theta"}).value_or(10000.0);
     h.tied = c.get_bool_or("tie_word_embeddings", false);
-    if (c.json.contains("rope_scaling") && c.json["rope_scaling"].is_object()) read_rope_scaling(c, h);
+    if (h.arch == "gemma2" || h.arch == "gemma3") {
+      h.tied = c.get_bool_or("tie_word_embeddings", true);  // Gemma's default
+      h.norm_eps = c.find_float({"rms_norm_eps"}).value_or(1e-6);
+    }
+    if (h.arch == "phi3") {
+      read_phi3_rope(c, h);
+    } else if (c.json.contains("rope_scaling") && c.json["rope_scaling"].is_object()) {
+      read_rope_scaling(c, h);
+    }
   }
   for (int64_t v : {h.n_vocab, h.n_embd, h.n_layer, h.n_head, h.n_head_kv, h.n_ctx, h.n_ff})
     if (v <= 0 || v > (int64_t{1} << 32)) throw Error("config.json: a size is out of range (" + std::to_string(v) + ")");
@@ -135,6 +255,17 @@ Hyper read_hyper(const Config& c) {
                 "/" + std::to_string(h.n_head_kv) + " are inconsistent");
   h.head_dim = c.find_int({"head_dim"}).value_or(h.n_embd / h.n_head);
   if (h.head_dim <= 0 || h.head_dim % 2 != 0) throw Error("config.json: head_dim must be even and positive");
+  h.n_rot = h.head_dim;
+  if (h.arch == "phi3") {
+    // Phi-4-mini rotates partial_rotary_factor of the embedding, split over the heads.
+    const double part = c.find_float({"partial_rotary_factor"}).value_or(1.0);
+    if (!(part > 0 && part <= 1)) throw Error("config.json: partial_rotary_factor must be in (0, 1]");
+    h.n_rot = static_cast<int64_t>(part * static_cast<double>(h.n_embd)) / h.n_head;
+    if (h.n_rot <= 0 || h.n_rot % 2 != 0 || h.n_rot > h.head_dim)
+      throw Error("config.json: partial_rotary_factor gives " + std::to_string(h.n_rot) + " rotary dimensions");
+    check_phi3_factors(h);
+  }
+  read_architecture_rules(c, h);
   return h;
 }
 
@@ -168,8 +299,10 @@ Mapped map_name(const Hyper& h, std::string name) {
       }
     }
   } else {
+    const bool gemma = h.arch == "gemma2" || h.arch == "gemma3";
+    const Transform norm = gemma ? Transform::PlusOne : Transform::None;
     if (name == "model.embed_tokens.weight") return {"token_embd.weight"};
-    if (name == "model.norm.weight") return {"output_norm.weight"};
+    if (name == "model.norm.weight") return {"output_norm.weight", norm};
     if (name == "lm_head.weight") return {"output.weight"};
     std::smatch m;
     if (std::regex_match(name, m, layer_re)) {
@@ -178,7 +311,24 @@ Mapped map_name(const Hyper& h, std::string name) {
       const bool llama = h.arch == "llama";
       if (rest == "self_attn.q_proj.weight") return {p + "attn_q.weight", llama ? Transform::PermuteQ : Transform::None};
       if (rest == "self_attn.k_proj.weight") return {p + "attn_k.weight", llama ? Transform::PermuteK : Transform::None};
-      // Qwen2 rotates NeoX-style (half split) at run time, so its Q/K keep the HF layout.
+      if (rest == "self_attn.q_norm.weight") return {p + "attn_q_norm.weight", norm};
+      if (rest == "self_attn.k_norm.weight") return {p + "attn_k_norm.weight", norm};
+      if (gemma) {
+        // Gemma names its four norms by position; the second is after attention, not
+        // before the feed-forward block as in Llama.
+        static const std::map<std::string, std::string> gemma_norms = {
+            {"input_layernorm.weight", "attn_norm.weight"},
+            {"post_attention_layernorm.weight", "post_attention_norm.weight"},
+            {"pre_feedforward_layernorm.weight", "ffn_norm.weight"},
+            {"post_feedforward_layernorm.weight", "post_ffw_norm.weight"}};
+        if (auto it = gemma_norms.find(rest); it != gemma_norms.end()) return {p + it->second, norm};
+      }
+      if (h.arch == "phi3") {
+        if (rest == "self_attn.qkv_proj.weight") return {p + "attn_qkv.weight"};
+        if (rest == "mlp.gate_up_proj.weight") return {p + "ffn_up.weight"};  // gate rows, then up rows
+      }
+      // The other architectures rotate NeoX-style (half split) at run time, so their Q/K
+      // keep the HF layout.
       static const std::map<std::string, std::string> table = {
           {"input_layernorm.weight", "attn_norm.weight"},
           {"self_attn.q_proj.bias", "attn_q.bias"},
@@ -317,12 +467,24 @@ ConvertResult convert_checkpoint(const ConvertParams& p) {
       want[b + "attn_qkv.bias"] = {3 * d};
       want[b + "attn_output.weight"] = {d, d};
       want[b + "ffn_up.bias"] = {h.n_ff};
+    } else if (h.arch == "phi3") {
+      want[b + "attn_qkv.weight"] = {d, q + 2 * kv};
+      want[b + "attn_output.weight"] = {q, d};
+      want[b + "ffn_up.weight"] = {d, 2 * h.n_ff};
     } else {
       want[b + "attn_q.weight"] = {d, q};
       want[b + "attn_k.weight"] = {d, kv};
       want[b + "attn_v.weight"] = {d, kv};
       want[b + "attn_output.weight"] = {q, d};
       want[b + "ffn_gate.weight"] = {d, h.n_ff};
+      if (h.arch == "qwen3" || h.arch == "gemma3") {
+        want[b + "attn_q_norm.weight"] = {h.head_dim};
+        want[b + "attn_k_norm.weight"] = {h.head_dim};
+      }
+      if (h.arch == "gemma2" || h.arch == "gemma3") {
+        want[b + "post_attention_norm.weight"] = {d};
+        want[b + "post_ffw_norm.weight"] = {d};
+      }
       if (h.arch == "qwen2") {
         want[b + "attn_q.bias"] = {q};
         want[b + "attn_k.bias"] = {kv};
@@ -383,7 +545,8 @@ ConvertResult convert_checkpoint(const ConvertParams& p) {
     throw Error("unknown output type '" + p.outtype + "' (f32, f16, bf16, q8_0, auto)");
   }
 
-  const Vocab vocab = read_vocab(p.dir, config, h.n_vocab, h.arch == "qwen2" ? "qwen2" : "", p.pre);
+  const Vocab vocab =
+      read_vocab(p.dir, config, h.n_vocab, h.arch == "qwen2" || h.arch == "qwen3" ? "qwen2" : "", p.pre);
   if (static_cast<int64_t>(vocab.tokens.size()) != h.n_vocab)
     throw Error("the tokenizer has " + std::to_string(vocab.tokens.size()) + " tokens but vocab_size is " +
                 std::to_string(h.n_vocab));
@@ -414,8 +577,8 @@ ConvertResult convert_checkpoint(const ConvertParams& p) {
     w.set_f32(a + ".attention.layer_norm_epsilon", static_cast<float>(h.norm_eps));
   } else {
     w.set_u32(a + ".attention.head_count_kv", static_cast<uint32_t>(h.n_head_kv));
-    w.set_u32(a + ".rope.dimension_count", static_cast<uint32_t>(h.head_dim));
-    if (h.head_dim != h.n_embd / h.n_head) {
+    w.set_u32(a + ".rope.dimension_count", static_cast<uint32_t>(h.n_rot));
+    if (h.head_dim != h.n_embd / h.n_head || a == "gemma2" || a == "gemma3") {
       w.set_u32(a + ".attention.key_length", static_cast<uint32_t>(h.head_dim));
       w.set_u32(a + ".attention.value_length", static_cast<uint32_t>(h.head_dim));
     }
@@ -425,6 +588,15 @@ ConvertResult convert_checkpoint(const ConvertParams& p) {
     if (h.rope_linear_factor) {
       w.set_string(a + ".rope.scaling.type", "linear");
       w.set_f32(a + ".rope.scaling.factor", static_cast<float>(*h.rope_linear_factor));
+    }
+    if (a == "gemma2" || a == "gemma3" || a == "phi3") w.set_u32(a + ".attention.sliding_window", static_cast<uint32_t>(h.window));
+    if (a == "gemma2") {
+      w.set_f32(a + ".attn_logit_softcapping", static_cast<float>(h.attn_softcap));
+      w.set_f32(a + ".final_logit_softcapping", static_cast<float>(h.final_softcap));
+    }
+    if (a == "phi3") {
+      w.set_u32(a + ".rope.scaling.original_context_length", static_cast<uint32_t>(h.longrope_orig_ctx));
+      if (!h.long_factors.empty()) w.set_f32(a + ".rope.scaling.attn_factor", static_cast<float>(h.longrope_attn_factor));
     }
     if (h.rope_yarn_factor) {
       w.set_string(a + ".rope.scaling.type", "yarn");
@@ -436,7 +608,12 @@ ConvertResult convert_checkpoint(const ConvertParams& p) {
   w.set_string("tokenizer.ggml.pre", vocab.pre);
   w.set_string_array("tokenizer.ggml.tokens", vocab.tokens);
   w.set_i32_array("tokenizer.ggml.token_type", vocab.token_types);
-  w.set_string_array("tokenizer.ggml.merges", vocab.merges);
+  if (vocab.model == "llama") {
+    w.set_f32_array("tokenizer.ggml.scores", vocab.scores);
+    if (vocab.add_space_prefix) w.set_bool("tokenizer.ggml.add_space_prefix", *vocab.add_space_prefix);
+  } else {
+    w.set_string_array("tokenizer.ggml.merges", vocab.merges);
+  }
   if (vocab.bos) w.set_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(*vocab.bos));
   if (vocab.eos) w.set_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(*vocab.eos));
   if (vocab.eot) w.set_u32("tokenizer.ggml.eot_token_id", static_cast<uint32_t>(*vocab.eot));
@@ -467,6 +644,9 @@ ConvertResult convert_checkpoint(const ConvertParams& p) {
       case Transform::PermuteQ: permute_rows(f, rows, cols, h.n_head); break;
       case Transform::PermuteK: permute_rows(f, rows, cols, h.n_head_kv); break;
       case Transform::Transpose: transpose(f, cols, rows); break;  // source is [cols][rows]
+      case Transform::PlusOne:
+        for (float& v : f) v += 1.0f;
+        break;
       case Transform::None: break;
     }
     buffers.push_back(encode(f, type, cols));
@@ -487,6 +667,17 @@ ConvertResult convert_checkpoint(const ConvertParams& p) {
                  rope_factors.size() * sizeof(float));
     ++r.n_tensors;
     log("(llama3 rope_scaling) -> rope_freqs.weight [" + std::to_string(rope_factors.size()) + "] F32");
+  }
+  std::deque<std::vector<float>> longrope;  // must outlive w.write()
+  if (!h.long_factors.empty()) {
+    for (const auto& [tname, f] : {std::pair{"rope_factors_long.weight", &h.long_factors},
+                                   std::pair{"rope_factors_short.weight", &h.short_factors}}) {
+      longrope.push_back(*f);
+      w.add_tensor(tname, DType::F32, {static_cast<int64_t>(f->size())}, longrope.back().data(),
+                   f->size() * sizeof(float));
+      ++r.n_tensors;
+      log(std::string("(longrope rope_scaling) -> ") + tname + " [" + std::to_string(f->size()) + "] F32");
+    }
   }
   w.write(p.output);
   return r;

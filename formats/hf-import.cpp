@@ -1,5 +1,6 @@
 #include "formats/hf-import.h"
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -50,7 +51,92 @@ void collect_pre(const nlohmann::json& p, std::vector<std::string>& splits, bool
   }
 }
 
+// Protobuf wire format, bounds-checked: a cursor over one message's bytes.
+struct Wire {
+  const uint8_t* p;
+  const uint8_t* end;
+  uint64_t varint() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (p >= end) throw Error("tokenizer.model: truncated varint");
+      const uint8_t b = *p++;
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return v;
+    }
+    throw Error("tokenizer.model: varint longer than 10 bytes");
+  }
+  Wire bytes() {
+    const uint64_t n = varint();
+    if (n > static_cast<uint64_t>(end - p)) throw Error("tokenizer.model: a field runs past the end of its message");
+    Wire w{p, p + n};
+    p += n;
+    return w;
+  }
+  float fixed32() {
+    if (end - p < 4) throw Error("tokenizer.model: truncated fixed32");
+    float f;
+    std::memcpy(&f, p, 4);
+    p += 4;
+    return f;
+  }
+  void skip(uint32_t wire_type) {
+    switch (wire_type) {
+      case 0: varint(); return;
+      case 1: if (end - p < 8) throw Error("tokenizer.model: truncated fixed64"); p += 8; return;
+      case 2: bytes(); return;
+      case 5: fixed32(); return;
+      default: throw Error("tokenizer.model: unknown wire type " + std::to_string(wire_type));
+    }
+  }
+};
+
 }  // namespace
+
+SpmModel parse_spm_model(const std::vector<uint8_t>& bytes) {
+  SpmModel m;
+  Wire top{bytes.data(), bytes.data() + bytes.size()};
+  while (top.p < top.end) {
+    const uint64_t tag = top.varint();
+    const uint32_t field = static_cast<uint32_t>(tag >> 3), wt = static_cast<uint32_t>(tag & 7);
+    if (field == 1 && wt == 2) {  // repeated SentencePiece pieces
+      Wire sp = top.bytes();
+      std::string piece;
+      float score = 0;
+      int32_t type = 1;  // NORMAL
+      while (sp.p < sp.end) {
+        const uint64_t t = sp.varint();
+        const uint32_t f = static_cast<uint32_t>(t >> 3), w = static_cast<uint32_t>(t & 7);
+        if (f == 1 && w == 2) {
+          Wire s = sp.bytes();
+          piece.assign(reinterpret_cast<const char*>(s.p), static_cast<size_t>(s.end - s.p));
+        } else if (f == 2 && w == 5) {
+          score = sp.fixed32();
+        } else if (f == 3 && w == 0) {
+          type = static_cast<int32_t>(sp.varint());
+          if (type < 1 || type > 6) throw Error("tokenizer.model: piece type " + std::to_string(type) + " is unknown");
+        } else {
+          sp.skip(w);
+        }
+      }
+      m.pieces.push_back(std::move(piece));
+      m.scores.push_back(score);
+      m.types.push_back(type);
+      if (m.pieces.size() > (size_t{1} << 24)) throw Error("tokenizer.model: too many pieces");
+    } else if (field == 3 && wt == 2) {  // NormalizerSpec
+      Wire ns = top.bytes();
+      while (ns.p < ns.end) {
+        const uint64_t t = ns.varint();
+        const uint32_t f = static_cast<uint32_t>(t >> 3), w = static_cast<uint32_t>(t & 7);
+        if (f == 3 && w == 0) m.add_dummy_prefix = ns.varint() != 0;
+        else ns.skip(w);
+      }
+    } else {
+      top.skip(wt);
+    }
+  }
+  if (m.pieces.empty()) throw Error("tokenizer.model has no pieces");
+  return m;
+}
 
 nlohmann::json read_json_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -113,6 +199,12 @@ std::string identify_pre_tokenizer(const nlohmann::json& pre_tokenizer) {
   bool byte_level_regex = false, digits = false;
   collect_pre(pre_tokenizer, splits, byte_level_regex, digits);
   for (const std::string& r : splits) {
+    // GPT-4o (Phi-4-mini) and Tekken (Mistral Nemo): words split at case changes; GPT-4o
+    // keeps contractions and groups digits by three, Tekken splits every digit.
+    if (contains(r, "[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+")) {
+      if (contains(r, "\\p{N}{1,3}") && contains(r, "(?i:'s|'t|'re|'ve|'m|'ll|'d)?")) return "gpt-4o";
+      if (contains(r, "|\\p{N}|") && !contains(r, "'s|'t")) return "tekken";
+    }
     // Llama 3: numbers in groups of up to three digits.
     if (contains(r, "\\p{N}{1,3}") && contains(r, "(?i:'s|'t|'re|'ve|'m|'ll|'d)")) return "llama-bpe";
     // Qwen2: the Llama 3 pattern with single digits.
@@ -132,7 +224,39 @@ Vocab read_vocab(const std::string& dir, const Config& config, int64_t n_vocab, 
   std::string detected_pre;
 
   const std::string tj_path = join(dir, "tokenizer.json");
-  if (fs::exists(tj_path)) {
+  const std::string spm_path = join(dir, "tokenizer.model");
+  std::map<int64_t, float> score_of;
+  if (fs::exists(spm_path)) {
+    std::ifstream in(spm_path, std::ios::binary);
+    const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const SpmModel m = parse_spm_model(bytes);
+    v.model = "llama";
+    v.add_space_prefix = m.add_dummy_prefix;
+    for (size_t i = 0; i < m.pieces.size(); ++i) {
+      by_id[static_cast<int64_t>(i)] = {m.pieces[i], m.types[i]};
+      score_of[static_cast<int64_t>(i)] = m.scores[i];
+    }
+    // Tokens added on top of the SentencePiece model (chat markers): tokenizer.json's
+    // added_tokens, else tokenizer_config.json's added_tokens_decoder.
+    const nlohmann::json tj = read_json_if_exists(tj_path);
+    const nlohmann::json tcj = read_json_if_exists(join(dir, "tokenizer_config.json"));
+    auto add = [&](int64_t id, const std::string& text, bool special) {
+      if (id < 0 || id >= (int64_t{1} << 24)) throw Error("added token '" + text + "' has an id out of range");
+      auto it = by_id.find(id);
+      if (it != by_id.end() && it->second.first == text && it->second.second == kControl) return;
+      by_id[id] = {text, special ? kControl : kUserDefined};
+      score_of.erase(id);  // an added token scores below every piece
+    };
+    if (tj.is_object() && tj.contains("added_tokens") && tj["added_tokens"].is_array()) {
+      for (const auto& a : tj["added_tokens"])
+        if (a.contains("id") && a["id"].is_number_integer() && a.contains("content") && a["content"].is_string())
+          add(a["id"].get<int64_t>(), a["content"].get<std::string>(), a.value("special", false));
+    } else if (tcj.is_object() && tcj.contains("added_tokens_decoder") && tcj["added_tokens_decoder"].is_object()) {
+      for (auto it = tcj["added_tokens_decoder"].begin(); it != tcj["added_tokens_decoder"].end(); ++it)
+        if (it.value().is_object() && it.value().contains("content") && it.value()["content"].is_string())
+          add(std::stoll(it.key()), it.value()["content"].get<std::string>(), it.value().value("special", false));
+    }
+  } else if (fs::exists(tj_path)) {
     const nlohmann::json tj = read_json_file(tj_path);
     const auto& model = tj.contains("model") ? tj["model"] : nlohmann::json();
     const std::string type = model.is_object() ? model.value("type", "") : "";
@@ -183,8 +307,6 @@ Vocab read_vocab(const std::string& dir, const Config& config, int64_t n_vocab, 
     }
     detected_pre = "gpt-2";  // vocab.json + merges.txt is the original GPT-2 tokenizer format
   } else {
-    if (fs::exists(join(dir, "tokenizer.model")))
-      throw Error("'" + dir + "' has only a SentencePiece tokenizer.model, which convert does not read yet");
     throw Error("'" + dir + "' has no tokenizer (tokenizer.json, or vocab.json + merges.txt)");
   }
   if (by_id.empty()) throw Error("the tokenizer has no tokens");
@@ -200,10 +322,17 @@ Vocab read_vocab(const std::string& dir, const Config& config, int64_t n_vocab, 
     v.token_types[id] = tt.second;
     id_of[tt.first] = static_cast<int32_t>(id);
   }
+  if (v.model == "llama") {
+    // Padding and added tokens score below every piece, as other converters write them.
+    v.scores.assign(static_cast<size_t>(n), -1000.0f);
+    for (const auto& [id, sc] : score_of)
+      if (id < n) v.scores[static_cast<size_t>(id)] = sc;
+  }
 
   // The GPT-2 regex is the default of byte-level BPE, so a tokenizer.json without its own
   // split pattern does not say which family it belongs to; the architecture does.
-  v.pre = !pre_override.empty() ? pre_override
+  v.pre = v.model == "llama"         ? (pre_override.empty() ? "default" : pre_override)
+          : !pre_override.empty()    ? pre_override
           : (detected_pre == "gpt-2" && !default_pre.empty()) ? default_pre : detected_pre;
 
   // Special tokens: tokenizer_config.json, then special_tokens_map.json (texts), then
