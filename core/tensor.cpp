@@ -74,7 +74,8 @@ std::string describe(const Tensor& t) {
 }
 
 bool attention_is_plain(const Tensor& node) {
-  return node.op == Op::Attention && node.i_params[kAttnWindow] == 0 && node.f_params[1] == 0.0f;
+  return node.op == Op::Attention && node.i_params[kAttnWindow] == 0 && node.f_params[1] == 0.0f &&
+         node.src[6] == nullptr;
 }
 
 bool rope_is_plain(const Tensor& node) {

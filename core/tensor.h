@@ -32,7 +32,7 @@ enum class Op : uint8_t {
 };
 const char* op_name(Op op);
 
-constexpr int kMaxSrc = 6;
+constexpr int kMaxSrc = 7;
 
 // i_params layout of Op::Rope: [0] n_dims, [1] mode, [2] n_ctx_orig (YaRN).
 enum RopeParam { kRopeNDims = 0, kRopeMode = 1, kRopeNCtxOrig = 2 };  // mode 0: adjacent pairs, 2: NeoX halves
@@ -62,6 +62,11 @@ bool rope_is_plain(const Tensor& node);
 // With i_params[kAttnWindow] = W > 0 (sliding-window attention, Gemma 2), query n_past + t
 // sees only cache rows j with n_past + t - j < W. With f_params[1] = c > 0 (soft-capping),
 // each score s = scale * q.k becomes c * tanh(s / c) before the softmax.
+// Several sequences in one step: src6, an i32 table [4, n_seq] (unused entries have
+// n_tok 0), gives for each sequence {first batch token, n_tok, cache base row, n_past};
+// its tokens are contiguous in the batch and its cache rows are [base, base + n_past +
+// n_tok). Each sequence then attends as above within its own rows (n_past taken from the
+// table, not i_params; no mask).
 enum AttentionParam { kAttnNPast = 0, kAttnWindow = 1 };  // i_params; f_params[0] = scale, [1] softcap
 // True when an Attention node has neither a window nor soft-capping (what the GPU backends run).
 bool attention_is_plain(const Tensor& node);

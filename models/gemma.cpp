@@ -134,7 +134,7 @@ class Gemma final : public Architecture {
       x = g.add(x, g.rms_norm(g.mul_mat(L.w_down, ff), L.ffn_post_norm, hp_.norm_eps));
     }
     g.set_current_layer(-1);
-    if (!in.all_logits) x = g.rows(x, n_tok - 1, 1);
+    x = output_rows(g, x, in);
     x = g.rms_norm(x, output_norm_, hp_.norm_eps);
     Tensor* logits = g.mul_mat(output_, x);
     return final_softcap_ > 0 ? g.soft_cap(logits, final_softcap_) : logits;

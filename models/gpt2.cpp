@@ -92,7 +92,7 @@ class Gpt2 final : public Architecture {
       x = g.add(x, g.add(g.mul_mat(L.w_down, up), L.b_down));
     }
     g.set_current_layer(-1);
-    if (!in.all_logits) x = g.rows(x, n_tok - 1, 1);
+    x = output_rows(g, x, in);
     x = g.layer_norm(x, out_norm_w_, out_norm_b_, hp_.norm_eps);
     return g.mul_mat(output_, x);
   }

@@ -115,7 +115,7 @@ class Phi3 final : public Architecture {
       x = g.add(x, g.mul_mat(L.w_down, g.swiglu(gate, up)));
     }
     g.set_current_layer(-1);
-    if (!in.all_logits) x = g.rows(x, n_tok - 1, 1);
+    x = output_rows(g, x, in);
     x = g.rms_norm(x, output_norm_, hp_.norm_eps);
     return g.mul_mat(output_, x);
   }

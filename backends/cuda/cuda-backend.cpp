@@ -1,6 +1,7 @@
 // The CUDA backend: device memory (one cudaMalloc per buffer), one stream per backend, and
 // the op launchers of cuda-ops.h. Every CUDA error becomes an xent::Error with the runtime's
 // message; a machine without a driver or device gets a null backend and a reason instead.
+#include <iterator>
 #include <cuda_runtime_api.h>
 
 #include <memory>
@@ -147,7 +148,7 @@ class CudaBackend final : public Backend {
       if (node->op == Op::None || node->op == Op::View) continue;
       cuda::OpArgs a;
       a.dst = dev_tensor(*node);
-      for (int i = 0; i < kMaxSrc; ++i)
+      for (size_t i = 0; i < std::size(a.src); ++i)  // the ops it runs use at most six
         if (node->src[i]) a.src[i] = dev_tensor(*node->src[i]);
       for (int i = 0; i < 4; ++i) {
         a.i_params[i] = node->i_params[i];

@@ -33,6 +33,7 @@ void Graph::clear() {
   inputs_.clear();
   output_ = nullptr;
   layer_ = -1;
+  seqs_ = nullptr;
   version_ = next_version();
 }
 
@@ -166,6 +167,8 @@ Tensor* Graph::attention(Tensor* q, Tensor* k, Tensor* v, Tensor* k_cache, Tenso
     shape_error("attention (mask)", *q, *mask);
   // A token-tree mask's rows are not at consecutive positions, which the window assumes.
   if (mask && window > 0) throw Error("graph: sliding-window attention with a token-tree mask is not supported");
+  if (seqs_ && (mask || seqs_->type != DType::I32 || seqs_->ne[0] != 4))
+    throw Error("graph: attention: a sequence table is [4, n_seq] i32 and excludes a token-tree mask");
   if (window < 0 || softcap < 0) throw Error("graph: attention: negative window or soft-cap");
   Tensor* t = new_node(Op::Attention, DType::F32, hd * n_head, n_tok, 1, 1);
   t->src[0] = q;
@@ -174,7 +177,8 @@ Tensor* Graph::attention(Tensor* q, Tensor* k, Tensor* v, Tensor* k_cache, Tenso
   t->src[3] = k_cache;
   t->src[4] = v_cache;
   t->src[5] = mask;
-  t->i_params[kAttnNPast] = n_past;
+  t->src[6] = seqs_;
+  t->i_params[kAttnNPast] = seqs_ ? 0 : n_past;
   t->i_params[kAttnWindow] = window;
   t->f_params[0] = scale;
   t->f_params[1] = softcap;

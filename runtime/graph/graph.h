@@ -42,6 +42,10 @@ class Graph {
   Tensor* attention(Tensor* q, Tensor* k, Tensor* v, Tensor* k_cache, Tensor* v_cache,
                     int32_t n_past, float scale, Tensor* mask = nullptr, int32_t window = 0,
                     float softcap = 0.0f);
+  // Steps with several sequences: every attention node built after this call takes the
+  // sequence table (Op::Attention's src6, [4, n_seq] i32) and ignores n_past. Null: one
+  // sequence. clear() resets it.
+  void set_sequence_table(Tensor* seqs) { seqs_ = seqs; }
   Tensor* silu(Tensor* x);
   Tensor* gelu(Tensor* x);
   Tensor* soft_cap(Tensor* x, float cap);  // cap * tanh(x / cap)
@@ -72,6 +76,7 @@ class Graph {
   std::vector<Tensor*> inputs_;
   Tensor* output_ = nullptr;
   int layer_ = -1;
+  Tensor* seqs_ = nullptr;
   uint64_t version_ = 0;
 };
 

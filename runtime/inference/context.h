@@ -35,6 +35,26 @@ struct ContextParams {
   // (token count, mask or not, which logits): a decode step then only patches n_past and
   // its inputs. Off: every step is built and planned afresh (tests compare the two).
   bool reuse_graph = true;
+  // Sequences the cache holds at once (decode_batch). Each owns n_ctx / n_seq_max cells,
+  // one contiguous region of the cache; as in llama-server, --ctx-size is the total.
+  int32_t n_seq_max = 1;
+};
+
+// Tokens of several sequences for one decode_batch, like llama.cpp's llama_batch. Each
+// sequence's tokens continue it: their positions are the sequence's next ones, in order.
+struct Batch {
+  std::vector<int32_t> tokens;
+  std::vector<int32_t> seq_ids;
+  std::vector<int32_t> positions;  // empty: each sequence's next positions
+  std::vector<bool> logits;        // empty: none; logits_at(i) for the tokens marked
+  void add(int32_t token, int32_t seq, int32_t pos, bool want_logits) {
+    tokens.push_back(token);
+    seq_ids.push_back(seq);
+    positions.push_back(pos);
+    logits.push_back(want_logits);
+  }
+  void clear() { tokens.clear(), seq_ids.clear(), positions.clear(), logits.clear(); }
+  size_t size() const { return tokens.size(); }
 };
 
 class Context {
@@ -54,11 +74,26 @@ class Context {
   // token are kept. n must be at most the ubatch size. Callers usually truncate() the
   // tree away afterwards.
   void decode_tree(const int32_t* tokens, const int32_t* positions, const float* mask, size_t n);
+  // Evaluates tokens of several sequences together: the matmuls run once over all of them,
+  // each sequence attends only to its own cells. Split into steps of at most n_ubatch
+  // tokens. Afterwards logits_at(i) is batch token i's logits for each token marked.
+  // Throws xent::Error (the cache unchanged) on a bad sequence id or token, positions that
+  // do not continue their sequence, or a sequence that would outgrow its cells.
+  void decode_batch(const Batch& batch);
+  // Sequence bookkeeping, as llama.cpp's llama_memory_seq_*: a sequence's length, removal
+  // of its positions >= p (p 0: the whole sequence), and a copy of src's cells into dst (a
+  // shared prefix evaluated once, forked).
+  int32_t seq_n_past(int32_t seq) const;
+  void seq_truncate(int32_t seq, int32_t p);
+  void seq_copy(int32_t src, int32_t dst);
+  int32_t n_seq_max() const { return params_.n_seq_max; }
+  int64_t n_ctx_per_seq() const { return n_ctx_ / params_.n_seq_max; }
+
   const float* logits() const;  // the last evaluated token's logits [n_vocab]
   const float* logits_at(size_t i) const;
   size_t n_logits() const { return n_logit_rows_; }
 
-  int32_t n_past() const { return n_past_; }
+  int32_t n_past() const { return seq_n_past_[0]; }  // sequence 0's
   // Forgets positions >= n (keeps the first n tokens of the cache).
   void truncate(int32_t n);
   // After loading saved cache rows [0, n): those positions are valid again.
@@ -91,6 +126,8 @@ class Context {
     size_t n_tok = 0;
     bool masked = false;
     bool all_logits = false;
+    size_t n_out = 0;     // out_ids rows (multi-sequence steps), 0 otherwise
+    bool multi = false;   // a sequence table
     bool operator==(const GraphShape&) const = default;
   };
   bool graph_built_ = false;
@@ -101,13 +138,20 @@ class Context {
   // One graph evaluation of n tokens at cache rows [n_past_, n_past_ + n).
   void evaluate(const int32_t* tokens, const int32_t* positions, const float* mask, size_t n,
                 bool keep_all_logits, float* logits_out);
+  // One multi-sequence step: tokens grouped by sequence (table rows as Op::Attention's
+  // src6), out_rows the batch rows whose logits go to logits_out, in order.
+  void evaluate_seqs(const int32_t* tokens, const int32_t* positions, size_t n, const std::vector<int32_t>& table,
+                     const std::vector<int32_t>& out_rows, float* logits_out);
   void check_tokens(const int32_t* tokens, size_t n) const;
+  void check_tokens_in_vocab(const int32_t* tokens, size_t n) const;
 
-  std::vector<int32_t> token_buf_, pos_buf_, positions_;
+  std::vector<int32_t> token_buf_, pos_buf_, positions_, seq_table_buf_, out_ids_buf_;
   std::vector<float> mask_buf_;
   std::vector<float> logits_;
+  std::vector<bool> logit_kept_;  // decode_batch: which rows hold logits (empty: all)
+  Tensor* seq_table_in_ = nullptr;
   size_t n_logit_rows_ = 0;
-  int32_t n_past_ = 0;
+  std::vector<int32_t> seq_n_past_;  // per sequence; [0] is what decode() continues
   uint64_t n_evaluated_ = 0;
 };
 

@@ -53,7 +53,15 @@ struct StepInputs {
   Tensor* mask = nullptr;       // optional [n_tok, n_tok] token-tree mask (Op::Attention)
   KvCache* kv = nullptr;
   bool all_logits = false;      // false: logits of the last token only
+  Tensor* out_ids = nullptr;    // optional [n_out] i32: the tokens whose logits are wanted
 };
+
+// The hidden states [n_embd, n_tok] the output layer needs: the out_ids rows, else every
+// row (all_logits) or the last.
+inline Tensor* output_rows(Graph& g, Tensor* x, const StepInputs& in) {
+  if (in.out_ids) return g.get_rows(x, in.out_ids);
+  return in.all_logits ? x : g.rows(x, in.n_tok - 1, 1);
+}
 
 // One per architecture (models/<arch>.cpp): reads its hyperparameters and weights,
 // then builds a graph for each step.

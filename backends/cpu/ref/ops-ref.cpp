@@ -230,21 +230,34 @@ void attention(const Tensor& dst, OpContext& ctx) {
   const Tensor& vc = *dst.src[4];
   const Tensor* mask = dst.src[5];
   const int64_t hd = q.ne[0], n_head = q.ne[1], n_tok = q.ne[2], n_kv_head = k.ne[1];
-  const int32_t n_past = dst.i_params[kAttnNPast];
   const int32_t window = dst.i_params[kAttnWindow];
   const float scale = dst.f_params[0], softcap = dst.f_params[1];
+  // Where batch token t's sequence keeps its rows: cache base, the sequence's n_past and
+  // t's index within the sequence's tokens. One sequence (no table): base 0, all tokens.
+  const Tensor* seqs = dst.src[6];
+  struct Place {
+    int64_t base, n_past, index;
+  };
+  auto place_of = [&](int64_t t) -> Place {
+    if (!seqs) return {0, dst.i_params[kAttnNPast], t};
+    const int32_t* s = static_cast<const int32_t*>(seqs->data);
+    for (int64_t i = 0; i < seqs->ne[1]; ++i, s += 4)
+      if (t >= s[0] && t < s[0] + s[1]) return {s[2], s[3], t - s[0]};
+    return {-1, 0, 0};  // Graph::attention's caller gave every token a sequence
+  };
 
   // Phase 1: store the new keys and values (f16) at their positions.
   {
     const Range r = split(n_tok * n_kv_head, ctx.ith, ctx.nth);
     for (int64_t ir = r.first; ir < r.last; ++ir) {
       const int64_t t = ir / n_kv_head, h = ir % n_kv_head;
+      const Place pl = place_of(t);
+      if (pl.base < 0) continue;
+      const int64_t row = pl.base + pl.n_past + pl.index;
       const float* pk = row_f32(k, h, t);
       const float* pv = row_f32(v, h, t);
-      auto* ck = reinterpret_cast<uint16_t*>(static_cast<uint8_t*>(kc.data) + h * kc.nb[1] +
-                                             (n_past + t) * kc.nb[2]);
-      auto* cv = reinterpret_cast<uint16_t*>(static_cast<uint8_t*>(vc.data) + h * vc.nb[1] +
-                                             (n_past + t) * vc.nb[2]);
+      auto* ck = reinterpret_cast<uint16_t*>(static_cast<uint8_t*>(kc.data) + h * kc.nb[1] + row * kc.nb[2]);
+      auto* cv = reinterpret_cast<uint16_t*>(static_cast<uint8_t*>(vc.data) + h * vc.nb[1] + row * vc.nb[2]);
       ctx.vec->to_f16(hd, ck, pk);
       ctx.vec->to_f16(hd, cv, pv);
     }
@@ -261,11 +274,22 @@ void attention(const Tensor& dst, OpContext& ctx) {
   float* scores = reinterpret_cast<float*>(ctx.work) + ctx.ith * (n_ctx + hd);
   const int64_t group = n_head / n_kv_head;
   for (int64_t ir = ctx.ith; ir < n_tok * n_head; ir += ctx.nth) {
-    const int64_t t = ir / n_head, h = ir % n_head, kvh = h / group;
-    const float* pq = row_f32(q, h, t);
-    const float* mrow = mask ? row_f32(*mask, t) : nullptr;
+    const int64_t t0 = ir / n_head, h = ir % n_head, kvh = h / group;
+    const Place pl = place_of(t0);
+    float* out = row_f32(dst, t0) + h * hd;
+    if (pl.base < 0) {
+      std::fill(out, out + hd, 0.0f);
+      continue;
+    }
+    // From here on positions are the sequence's own: t is the query's index among its
+    // sequence's batch tokens, the keys are its rows from `base`.
+    const int64_t t = pl.index, n_past = pl.n_past;
+    const size_t base_bytes = static_cast<size_t>(pl.base) * kc.nb[2];
+    const float* pq = row_f32(q, h, t0);
+    const float* mrow = mask ? row_f32(*mask, t0) : nullptr;
     const int64_t n_keys = mask ? n_past + n_tok : n_past + t + 1;
-    kf->dot_rows(hd, scores, pq, static_cast<const uint8_t*>(kc.data) + kvh * kc.nb[1], kc.nb[2], n_keys);
+    kf->dot_rows(hd, scores, pq, static_cast<const uint8_t*>(kc.data) + base_bytes + kvh * kc.nb[1], kc.nb[2],
+                 n_keys);
     float softmax_scale = scale;
     if (softcap > 0.0f) {  // c * tanh(scale * s / c), then the softmax unscaled
       for (int64_t j = 0; j < n_keys; ++j) scores[j] = softcap * std::tanh(scores[j] * scale / softcap);
@@ -277,7 +301,8 @@ void attention(const Tensor& dst, OpContext& ctx) {
     if (window > 0)  // keys further back than the window (the query itself is at n_past + t)
       for (int64_t j = 0; j <= n_past + t - window; ++j) scores[j] = -INFINITY;
     ctx.vec->softmax(scores, n_keys, softmax_scale);
-    kf->weighted_sum(hd, row_f32(dst, t) + h * hd, scores, static_cast<const uint8_t*>(vc.data) + kvh * vc.nb[1],
+    kf->weighted_sum(hd, out, scores,
+                     static_cast<const uint8_t*>(vc.data) + static_cast<size_t>(pl.base) * vc.nb[2] + kvh * vc.nb[1],
                      vc.nb[2], n_keys);
   }
 }
@@ -328,7 +353,8 @@ bool cpu_supports(const Tensor& node) {
     case Op::LayerNorm:
       return is_f32(node.src[0]) && is_f32(node.src[1]) && is_f32(node.src[2]);
     case Op::Attention:
-      return node.src[3]->type == DType::F16 && node.src[4]->type == DType::F16 && is_f32(node.src[5]);
+      return node.src[3]->type == DType::F16 && node.src[4]->type == DType::F16 && is_f32(node.src[5]) &&
+             (!node.src[6] || node.src[6]->type == DType::I32);
     case Op::None:
       return true;
   }
