@@ -169,6 +169,8 @@ typedef struct xent_context_params {
   int32_t n_threads;    /* 0: all hardware threads */
   const char* backends; /* "cpu" (default), "vulkan", "cuda,cpu", ... in preference order */
   int32_t n_gpu_layers; /* -1: all */
+  int32_t n_seq_max;    /* sequences decoded together (xent_decode_batch); each gets
+                           n_ctx / n_seq_max cells of the cache; default 1 */
 } xent_context_params;
 
 /* Thread-safe. */
@@ -198,6 +200,31 @@ XENT_API xent_status xent_decode(xent_context* ctx, const xent_token* tokens, in
 /* Logits [n_vocab] of the last evaluated token; valid until the next decode. */
 XENT_API const float* xent_get_logits(xent_context* ctx);
 XENT_API const float* xent_get_logits_ith(xent_context* ctx, int32_t i);
+
+/* Several sequences in one evaluation, as llama.cpp's llama_batch: token i belongs to
+ * sequence seq_id[i] (0 .. n_seq_max - 1) at position pos[i], which must be that
+ * sequence's next position (its tokens in order); logits[i] != 0 keeps its logits for
+ * xent_get_logits_ith(ctx, i). The matmuls run once for all tokens; each sequence
+ * attends only to its own cells. Sequence 0 is the one xent_decode continues. */
+typedef struct xent_batch {
+  int32_t n_tokens;
+  xent_token* token;
+  int32_t* pos;
+  int32_t* seq_id;
+  int8_t* logits;
+} xent_batch;
+/* Room for n_tokens_max tokens, n_tokens 0; all pointers NULL on failure. Thread-safe. */
+XENT_API xent_batch xent_batch_init(int32_t n_tokens_max);
+XENT_API void xent_batch_free(xent_batch batch);
+/* On an error (bad sequence id, token or position, a sequence out of cells) nothing
+ * is evaluated and the cache is unchanged. */
+XENT_API xent_status xent_decode_batch(xent_context* ctx, const xent_batch* batch);
+/* Tokens in sequence seq's cells; -1 for a sequence id out of range. */
+XENT_API int32_t xent_seq_n_past(const xent_context* ctx, int32_t seq);
+/* Keeps a sequence's first n_keep tokens (0: removes it, freeing its cells). */
+XENT_API xent_status xent_seq_truncate(xent_context* ctx, int32_t seq, int32_t n_keep);
+/* dst becomes a copy of src (a shared prefix evaluated once, forked). */
+XENT_API xent_status xent_seq_copy(xent_context* ctx, int32_t src, int32_t dst);
 
 /* Session state: the cache and the tokens it holds, plus an application blob (e.g. the
  * conversation), in one file written atomically (temp file, fsync, rename), versioned

@@ -18,7 +18,8 @@ struct xent_model {
 struct xent_context {
   const xent_model* model = nullptr;
   std::unique_ptr<xent::Context> ctx;
-  std::vector<xent_token> tokens;  // what the KV cache holds, position by position
+  std::vector<xent_token> tokens;  // what the KV cache holds, position by position (sequence 0)
+  std::vector<std::vector<xent_token>> seq_tokens;  // the same for sequences 1 .. n_seq_max - 1
   std::string backend_names;
 };
 

@@ -1,6 +1,7 @@
 // The C API of include/xent.h over the C++ runtime. Every entry point catches every
 // exception and turns it into a status plus a thread-local message.
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -280,6 +281,7 @@ xent_context_params xent_context_default_params(void) {
   xent_context_params p{};
   p.n_ctx = 0;
   p.n_batch = 512;
+  p.n_seq_max = 1;
   p.n_threads = 0;
   p.backends = "cpu";
   p.n_gpu_layers = -1;
@@ -299,6 +301,7 @@ xent_context* xent_context_create(const xent_model* model, const xent_context_pa
     cp.n_threads = p.n_threads;
     cp.backends = xent::parse_backend_list(p.backends ? p.backends : "cpu");
     cp.n_gpu_layers = p.n_gpu_layers;
+    cp.n_seq_max = p.n_seq_max > 0 ? p.n_seq_max : 1;
     auto c = std::make_unique<xent_context>();
     c->model = model;
     std::vector<std::string> notes;
@@ -331,6 +334,76 @@ xent_status xent_decode(xent_context* c, const xent_token* tokens, int32_t n_tok
     if (!c || !tokens || n_tokens <= 0) return fail(XENT_ERROR_INVALID_ARGUMENT, "xent_decode: no tokens");
     c->ctx->decode(tokens, static_cast<size_t>(n_tokens), all_logits);
     c->tokens.insert(c->tokens.end(), tokens, tokens + n_tokens);
+    return XENT_OK;
+  });
+}
+
+xent_batch xent_batch_init(int32_t n_tokens_max) {
+  xent_batch b{};
+  if (n_tokens_max <= 0 || n_tokens_max > (1 << 24)) return b;
+  const size_t n = static_cast<size_t>(n_tokens_max);
+  b.token = static_cast<xent_token*>(std::calloc(n, sizeof(xent_token)));
+  b.pos = static_cast<int32_t*>(std::calloc(n, sizeof(int32_t)));
+  b.seq_id = static_cast<int32_t*>(std::calloc(n, sizeof(int32_t)));
+  b.logits = static_cast<int8_t*>(std::calloc(n, sizeof(int8_t)));
+  if (!b.token || !b.pos || !b.seq_id || !b.logits) {
+    xent_batch_free(b);
+    return xent_batch{};
+  }
+  return b;
+}
+
+void xent_batch_free(xent_batch b) {
+  std::free(b.token);
+  std::free(b.pos);
+  std::free(b.seq_id);
+  std::free(b.logits);
+}
+
+namespace {
+std::vector<xent_token>& tokens_of(xent_context* c, int32_t seq) {
+  if (seq == 0) return c->tokens;
+  c->seq_tokens.resize(static_cast<size_t>(c->ctx->n_seq_max()));
+  return c->seq_tokens[static_cast<size_t>(seq)];
+}
+}  // namespace
+
+xent_status xent_decode_batch(xent_context* c, const xent_batch* batch) {
+  return guarded([&] {
+    if (!c || !batch || batch->n_tokens <= 0 || !batch->token || !batch->seq_id)
+      return fail(XENT_ERROR_INVALID_ARGUMENT, "xent_decode_batch: no tokens");
+    const size_t n = static_cast<size_t>(batch->n_tokens);
+    xent::Batch b;
+    b.tokens.assign(batch->token, batch->token + n);
+    b.seq_ids.assign(batch->seq_id, batch->seq_id + n);
+    if (batch->pos) b.positions.assign(batch->pos, batch->pos + n);
+    if (batch->logits)
+      for (size_t i = 0; i < n; ++i) b.logits.push_back(batch->logits[i] != 0);
+    c->ctx->decode_batch(b);
+    for (size_t i = 0; i < n; ++i) tokens_of(c, b.seq_ids[i]).push_back(b.tokens[i]);
+    return XENT_OK;
+  });
+}
+
+int32_t xent_seq_n_past(const xent_context* c, int32_t seq) {
+  if (!c || seq < 0 || seq >= c->ctx->n_seq_max()) return -1;
+  return c->ctx->seq_n_past(seq);
+}
+
+xent_status xent_seq_truncate(xent_context* c, int32_t seq, int32_t n_keep) {
+  return guarded([&] {
+    if (!c || n_keep < 0) return fail(XENT_ERROR_INVALID_ARGUMENT, "xent_seq_truncate: invalid argument");
+    c->ctx->seq_truncate(seq, n_keep);
+    tokens_of(c, seq).resize(static_cast<size_t>(c->ctx->seq_n_past(seq)));
+    return XENT_OK;
+  });
+}
+
+xent_status xent_seq_copy(xent_context* c, int32_t src, int32_t dst) {
+  return guarded([&] {
+    if (!c) return fail(XENT_ERROR_INVALID_ARGUMENT, "xent_seq_copy: ctx is NULL");
+    c->ctx->seq_copy(src, dst);
+    if (src != dst) tokens_of(c, dst) = tokens_of(c, src);
     return XENT_OK;
   });
 }
