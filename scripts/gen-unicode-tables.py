@@ -3,7 +3,10 @@
 # White_Space set used by the tokenizer's pre-tokenizers (\p{L}, \p{N}, \s, ...).
 #
 # Usage: scripts/gen-unicode-tables.py [/usr/share/unicode] > runtime/tokenizer/tokenizer-unicode-data.cpp
-# (Debian: apt-get install unicode-data). The output is committed so builds need nothing.
+# The directory holds UnicodeData.txt (Debian: apt-get install unicode-data) or
+# DerivedGeneralCategory.txt, and PropList.txt. The tables follow the Unicode version of the
+# peer runtime (15.1.0), newer than Debian 12's: scripts/ucd-from-npm.mjs writes those two
+# files from the @unicode/unicode-15.1.0 npm package. The output is committed so builds need nothing.
 import os
 import sys
 
@@ -17,22 +20,42 @@ CLASS_OF = {
 }
 
 cats = {}  # codepoint -> class name
-pending_first = None
-with open(os.path.join(ucd_dir, "UnicodeData.txt"), encoding="utf-8") as f:
-    for line in f:
-        fields = line.rstrip("\n").split(";")
-        cp = int(fields[0], 16)
-        name, gc = fields[1], fields[2]
-        cls = CLASS_OF[gc[0]]
-        if name.endswith(", First>"):
-            pending_first = cp
-            continue
-        if name.endswith(", Last>"):
-            for c in range(pending_first, cp + 1):
-                cats[c] = cls
-            pending_first = None
-            continue
-        cats[cp] = cls
+version = "unknown"
+unicode_data = os.path.join(ucd_dir, "UnicodeData.txt")
+if os.path.exists(unicode_data):
+    pending_first = None
+    with open(unicode_data, encoding="utf-8") as f:
+        for line in f:
+            fields = line.rstrip("\n").split(";")
+            cp = int(fields[0], 16)
+            name, gc = fields[1], fields[2]
+            cls = CLASS_OF[gc[0]]
+            if name.endswith(", First>"):
+                pending_first = cp
+                continue
+            if name.endswith(", Last>"):
+                for c in range(pending_first, cp + 1):
+                    cats[c] = cls
+                pending_first = None
+                continue
+            cats[cp] = cls
+else:
+    # The UCD's extracted/DerivedGeneralCategory.txt: "XXXX..YYYY ; Gc" lines.
+    import re
+    with open(os.path.join(ucd_dir, "DerivedGeneralCategory.txt"), encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r"# DerivedGeneralCategory-(\d+\.\d+\.\d+)", line)
+            if m:
+                version = "Unicode " + m.group(1)
+            line = line.split("#")[0].strip()
+            if not line:
+                continue
+            rng, gc = [x.strip() for x in line.split(";")]
+            if gc == "Cn":
+                continue
+            a, _, b = rng.partition("..")
+            for c in range(int(a, 16), int(b or a, 16) + 1):
+                cats[c] = CLASS_OF[gc[0]]
 
 # Runs of equal class over 0..0x10FFFF; unassigned code points are kUndefined.
 ranges = []
@@ -59,7 +82,6 @@ with open(os.path.join(ucd_dir, "PropList.txt"), encoding="utf-8") as f:
             spaces.append((int(rng, 16), int(rng, 16)))
 spaces.sort()
 
-version = "unknown"
 readme = os.path.join(ucd_dir, "ReadMe.txt")
 if os.path.exists(readme):
     import re
