@@ -311,7 +311,7 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--host", o->host, "address to listen on (default: loopback only)");
   cmd->add_option("--port", o->port, "port (0: any free port)")->check(CLI::Range(0, 65535));
   cmd->add_option("--api-key", o->api_key, "require 'Authorization: Bearer KEY' on every request");
-  cmd->add_option("--parallel", o->parallel, "slots: requests evaluated at once")->check(CLI::Range(1, 64));
+  cmd->add_option("--parallel,--np", o->parallel, "slots: requests evaluated at once (-np works too)")->check(CLI::Range(1, 64));
   cmd->add_option("--max-queue", o->max_queue, "requests that may wait for a slot")->check(CLI::Range(0, 4096));
   cmd->add_option("--max-body", o->max_body_bytes, "largest request body in bytes")->check(CLI::Range(1024, 1 << 28));
   cmd->add_option("--max-tokens", o->max_tokens_limit, "largest max_tokens a request may ask for")

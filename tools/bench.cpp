@@ -74,6 +74,7 @@ struct BenchOptions {
   std::string backend = "cpu";
   int n_gpu_layers = -1;
   int ubatch = 512;
+  std::vector<int> parallel{1};  // -np: sequences decoding together
   bool mem = false;
   uint64_t seed = 1234;
   SyntheticParams synthetic;
@@ -236,6 +237,7 @@ class Reporter {
           {"n_gpu_layers", n_gpu_layers},
           {"n_prompt", r.n_prompt},
           {"n_gen", r.n_gen},
+          {"n_seq", r.n_seq},
           {"test", r.test},
           {"test_time", r.test_time},
           {"load_ms", r.load_ms},
@@ -283,6 +285,35 @@ std::vector<double> time_test(Context& ctx, const std::vector<int32_t>& tokens, 
     const auto t0 = std::chrono::steady_clock::now();
     if (n_prompt > 0) ctx.decode(tokens.data(), static_cast<size_t>(n_prompt));
     for (int i = 0; i < n_gen; ++i) ctx.decode(&tokens[static_cast<size_t>(i)], 1);
+    const auto t1 = std::chrono::steady_clock::now();
+    if (rep >= 0) ns.push_back(static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
+  }
+  return ns;
+}
+
+// The same with n_seq sequences together (a context with n_seq_max >= n_seq): pp puts
+// all n_seq prompts in one batch; tg advances every sequence by one token per step, one
+// batch of n_seq tokens, as a server's continuous batching does.
+std::vector<double> time_test_parallel(Context& ctx, const std::vector<int32_t>& tokens, int n_prompt, int n_gen,
+                                       int n_seq, int reps) {
+  std::vector<double> ns;
+  Batch b;
+  for (int rep = -1; rep < reps; ++rep) {
+    for (int s = 0; s < ctx.n_seq_max(); ++s) ctx.seq_truncate(s, 0);
+    const auto t0 = std::chrono::steady_clock::now();
+    if (n_prompt > 0) {
+      b.clear();
+      for (int s = 0; s < n_seq; ++s)
+        for (int i = 0; i < n_prompt; ++i)
+          b.add(tokens[static_cast<size_t>((i + 7 * s) % static_cast<int>(tokens.size()))], s, i, i + 1 == n_prompt);
+      ctx.decode_batch(b);
+    }
+    for (int i = 0; i < n_gen; ++i) {
+      b.clear();
+      for (int s = 0; s < n_seq; ++s)
+        b.add(tokens[static_cast<size_t>((i + 7 * s) % static_cast<int>(tokens.size()))], s, i, true);
+      ctx.decode_batch(b);
+    }
     const auto t1 = std::chrono::steady_clock::now();
     if (rep >= 0) ns.push_back(static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
   }
@@ -357,6 +388,7 @@ int run(BenchOptions o) {
         cp.n_gpu_layers = o.n_gpu_layers;
         std::vector<std::string> notes;
         Context ctx(*model, cp, &notes);
+        std::unique_ptr<Context> multi;  // -np > 1: a context with that many sequences
         // Ready to run: the file mapped, the context made and the weights repacked.
         const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         for (const std::string& n : notes) std::fprintf(stderr, "xent bench: %s\n", n.c_str());
@@ -385,20 +417,35 @@ int run(BenchOptions o) {
             if (p > 0) tests.emplace_back(p, 0);
           for (int n : o.n_gen)
             if (n > 0) tests.emplace_back(0, n);
-          for (const auto& [p, n] : tests) {
-            BenchResult r = base;
-            r.n_threads = t;
-            r.device = ctx.backends().front()->device_description();  // names the thread count
-            r.n_prompt = p;
-            r.n_gen = n;
-            r.test = p > 0 ? "pp" + std::to_string(p) : "tg" + std::to_string(n);
-            r.test_time = utc_now();
-            r.samples_ns = time_test(ctx, tokens, p, n, o.reps);
-            r.peak_rss_bytes = peak_rss_bytes();
-            if (auto it = bw.find(t); it != bw.end()) r.mem_bw_gbs = it->second;
-            rep.row(r, o.n_gpu_layers);
-            all.push_back(r);
-          }
+          for (const auto& [p, n] : tests)
+            for (int np : o.parallel) {
+              BenchResult r = base;
+              r.n_threads = t;
+              r.device = ctx.backends().front()->device_description();  // names the thread count
+              r.n_prompt = p;
+              r.n_gen = n;
+              r.test = p > 0 ? "pp" + std::to_string(p) : "tg" + std::to_string(n);
+              r.n_seq = np;
+              if (np > 1) r.test += " x" + std::to_string(np);
+              r.test_time = utc_now();
+              if (np == 1) {
+                r.samples_ns = time_test(ctx, tokens, p, n, o.reps);
+              } else {
+                if (!multi || multi->n_seq_max() < np) {
+                  multi.reset();
+                  ContextParams mp = cp;
+                  mp.n_seq_max = np;
+                  mp.n_ctx = static_cast<int64_t>(n_ctx) * np;
+                  multi = std::make_unique<Context>(*model, mp);
+                }
+                multi->set_n_threads(t);
+                r.samples_ns = time_test_parallel(*multi, tokens, p, n, np, o.reps);
+              }
+              r.peak_rss_bytes = peak_rss_bytes();
+              if (auto it = bw.find(t); it != bw.end()) r.mem_bw_gbs = it->second;
+              rep.row(r, o.n_gpu_layers);
+              all.push_back(r);
+            }
         }
       } catch (const std::exception& e) {
         print_error("bench", path + ": " + e.what());
@@ -456,6 +503,11 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--backend", o->backend, "backends in preference order: cpu, vulkan, cuda (comma-separated)");
   cmd->add_option("--ngl,--n-gpu-layers", o->n_gpu_layers, "layers on the GPU backend (-1: all; -ngl works too)");
   cmd->add_option("-b,--batch-size", o->ubatch, "most tokens evaluated in one step")->check(CLI::Range(1, 1 << 16));
+  cmd->add_option("--np,--parallel", o->parallel,
+                  "sequences evaluated together, comma list (default 1; -np works too): pp and tg of N "
+                  "sequences in shared batches, t/s over all of them")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 256));
   cmd->add_option("--seed", o->seed, "seed of the random token ids");
   cmd->add_flag("--mem", o->mem, "measure memory bandwidth (STREAM triad) and how much of it generation uses");
   cmd->add_option("--synthetic", o->synthetic.shape,

@@ -35,6 +35,7 @@ struct BenchResult {
   int n_threads = 0;
   int n_ubatch = 0;
   int n_prompt = 0, n_gen = 0;
+  int n_seq = 1;            // sequences evaluated together (-np); t/s counts all their tokens
   std::string test;         // "pp512", "tg128"
   std::string test_time;    // ISO 8601, UTC
   std::vector<double> samples_ns;  // one per repetition
@@ -44,7 +45,7 @@ struct BenchResult {
   uint64_t repacked_bytes = 0;          // of the weights, read from the CPU's repacked copy
   double mem_bw_gbs = 0;                // triad bandwidth at n_threads (0: not measured)
 
-  int n_tokens() const { return n_prompt + n_gen; }
+  int n_tokens() const { return (n_prompt + n_gen) * n_seq; }
   std::vector<double> samples_ts() const;
   double avg_ns() const;
   double stddev_ns() const;

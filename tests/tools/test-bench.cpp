@@ -108,6 +108,22 @@ TEST_CASE("bench --output json is an array of results; -p 0 skips pp", "[tools][
   CHECK(j[0]["model_n_params"].get<double>() > 1e6);
 }
 
+TEST_CASE("bench -np N: N sequences decode in shared batches, t/s over all their tokens", "[tools][bench]") {
+  const Run r = run_xent("bench -m " + kModel + " -p 8 -n 4 -np 1,3 -r 2 -t 1 --output json");
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  REQUIRE(j.size() == 4);
+  std::vector<std::string> tests;
+  for (const auto& row : j) tests.push_back(row["test"]);
+  CHECK(tests == std::vector<std::string>{"pp8", "pp8 x3", "tg4", "tg4 x3"});
+  CHECK(j[3]["n_seq"] == 3);
+  // Rate = tokens of every sequence / time.
+  const double ns = j[3]["samples_ns"][0].get<double>();
+  CHECK(j[3]["samples_ts"][0].get<double>() == Approx(1e9 * 4 * 3 / ns));
+  CHECK(run_xent("bench -m " + kModel + " -p 0 -n 4 --np 0").exit_code != 0);
+}
+
 TEST_CASE("bench markdown table has llama-bench's layout", "[tools][bench]") {
   const Run r = run_xent("bench -m " + kModel + " -p 16 -n 4 -r 1 -t 1");
   INFO(r.out << r.err);
