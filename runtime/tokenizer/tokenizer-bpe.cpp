@@ -43,8 +43,9 @@ class BpeTokenizer final : public TokenizerImpl {
     pre_tokenizer_ = PreTokenizer::for_name(pre);
     if (!pre_tokenizer_) throw Error("tokenizer: unknown pre-tokenizer tokenizer.ggml.pre = '" + pre + "'");
     pre_ = pre;
-    // Llama 3 style vocabularies add BOS and take whole words found in the vocabulary.
-    const bool llama3 = pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe" || pre == "falcon3";
+    // Llama 3 and tekken vocabularies add BOS and take whole words found in the vocabulary.
+    const bool llama3 = pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe" || pre == "falcon3" ||
+                        pre == "tekken";
     ignore_merges_ = llama3;
     load_common(f, /*add_bos_default=*/llama3, /*add_space_default=*/false);
 

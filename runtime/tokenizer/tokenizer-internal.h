@@ -39,11 +39,15 @@ class TokenizerImpl : public Tokenizer {
   std::vector<Fragment> partition(std::string_view text, bool parse_special) const;
 
   std::unordered_map<std::string_view, int32_t> ids_;  // views into tokens_
+  // Per token: whitespace the reference drops beside it when it splits the token out.
+  enum : uint8_t { kStripLeft = 1, kStripRight = 2 };
+  std::vector<uint8_t> strip_;
   bool add_space_prefix_ = false;
   int32_t unk_ = -1;
 
  private:
   void build_special_index();
+  void set_strip_rules(const gguf::Reader& f);
   // Special tokens (control, user-defined, unknown), longest text first.
   std::vector<int32_t> specials_;
   // Byte trie over the special texts, to find which of them occur in a text at all.

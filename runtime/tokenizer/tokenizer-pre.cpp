@@ -96,33 +96,59 @@ class Gpt2Step : public PreSplitStep {
   }
 };
 
-// Llama 3 style (also Qwen2 with max_digits = 1):
-// (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|
-// \s*[\r\n]+|\s+(?!\S)|\s+
+// The Llama 3 pattern and the ones derived from it, which differ in how a word is made:
+//   llama3 (qwen2: \p{N} alone)   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+//                                 ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+//   gpt-4o  [^\r\n\p{L}\p{N}]?UPPER*LOWER+(?i:'s|..)?|[^\r\n\p{L}\p{N}]?UPPER+LOWER*(?i:'s|..)?|\p{N}{1,3}|
+//            ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+//   tekken  as gpt-4o without the contractions, with \p{N} alone.
+// UPPER and LOWER are the reference runtime's, not tokenizer.json's: it runs these two
+// patterns through std::regex over a text where every non-ASCII letter is one placeholder,
+// so only ASCII letters have a case (A-Z upper, a-z lower, any other letter both) and
+// marks (\p{M}) are not part of a word.
+struct WordRules {
+  enum class Words { kLetters, kCased };
+  Words words;
+  bool contractions;       // as their own alternative (kLetters) or after a word (kCased)
+  size_t max_digits;
+  bool slash_after_other;  // "[\r\n/]*" after a symbol run instead of "[\r\n]*"
+};
+
 class Llama3Step : public PreSplitStep {
  public:
-  explicit Llama3Step(size_t max_digits) : max_digits_(max_digits) {}
+  explicit Llama3Step(WordRules rules) : rules_(rules) {}
   void split(const uint32_t* cps, size_t begin, size_t end, Pieces& out) const override {
     PieceEmitter emit(begin, out);
     auto crlf = [](uint32_t c) { return c == '\r' || c == '\n'; };
+    const bool cased = rules_.words == WordRules::Words::kCased;
     size_t pos = begin;
     while (pos < end) {
       const uint32_t c = cps[pos];
-      if (size_t n = contraction_len(cps, pos, end, true)) {
-        emit.match(pos, pos + n);
-        pos += n;
-        continue;
+      if (!cased && rules_.contractions) {
+        if (size_t n = contraction_len(cps, pos, end, true)) {
+          emit.match(pos, pos + n);
+          pos += n;
+          continue;
+        }
       }
-      if (!crlf(c) && !is_number(c) && (is_letter(c) || (pos + 1 < end && is_letter(cps[pos + 1])))) {
-        size_t e = pos + 1;
-        while (e < end && is_letter(cps[e])) ++e;
-        emit.match(pos, e);
-        pos = e;
-        continue;
+      // A word, with one leading code point that is no letter, digit or line break.
+      if (!crlf(c) && !is_number(c)) {
+        const size_t body = is_letter(c) ? pos : pos + 1;
+        if (body < end && is_letter(cps[body])) {
+          size_t e = cased ? cased_word_end(cps, body, end) : body + 1;
+          if (!cased) {
+            while (e < end && is_letter(cps[e])) ++e;
+          } else if (rules_.contractions) {
+            e += contraction_len(cps, e, end, true);
+          }
+          emit.match(pos, e);
+          pos = e;
+          continue;
+        }
       }
       if (is_number(c)) {
         size_t e = pos + 1;
-        while (e < end && e - pos < max_digits_ && is_number(cps[e])) ++e;
+        while (e < end && e - pos < rules_.max_digits && is_number(cps[e])) ++e;
         emit.match(pos, e);
         pos = e;
         continue;
@@ -131,7 +157,7 @@ class Llama3Step : public PreSplitStep {
       if (is_other(cps[body])) {
         size_t e = body + 1;
         while (e < end && is_other(cps[e])) ++e;
-        while (e < end && crlf(cps[e])) ++e;
+        while (e < end && (crlf(cps[e]) || (rules_.slash_after_other && cps[e] == '/'))) ++e;
         emit.match(pos, e);
         pos = e;
         continue;
@@ -155,7 +181,25 @@ class Llama3Step : public PreSplitStep {
   }
 
  private:
-  size_t max_digits_;
+  static bool is_upper(uint32_t c) { return c < 0x80 ? (c >= 'A' && c <= 'Z') : is_letter(c); }
+  static bool is_lower(uint32_t c) { return c < 0x80 ? (c >= 'a' && c <= 'z') : is_letter(c); }
+
+  // End of UPPER*LOWER+, else of UPPER+LOWER*, from a letter at p, as a backtracking regex
+  // finds them: the longest UPPER run, given back one at a time until a LOWER can follow.
+  static size_t cased_word_end(const uint32_t* cps, size_t p, size_t end) {
+    size_t u = p;
+    while (u < end && is_upper(cps[u])) ++u;
+    for (size_t k = u + 1; k-- > p;) {
+      if (k < end && is_lower(cps[k])) {
+        size_t e = k + 1;
+        while (e < end && is_lower(cps[e])) ++e;
+        return e;
+      }
+    }
+    return u;  // UPPER+ with no LOWER after it (a letter is one or the other, so u > p)
+  }
+
+  WordRules rules_;
 };
 
 // prefix? class{min,max} with an optional end anchor: covers the simple regexes of the
@@ -280,6 +324,7 @@ bool is_bloom_word(uint32_t c) {
 
 std::unique_ptr<PreTokenizer> PreTokenizer::for_name(std::string_view pre) {
   using P = RunStep::Prefix;
+  using Words = WordRules::Words;
   auto p = std::unique_ptr<PreTokenizer>(new PreTokenizer());
   auto& s = p->steps_;
   auto add = [&](PreSplitStep* step) { s.emplace_back(step); };
@@ -300,9 +345,13 @@ std::unique_ptr<PreTokenizer> PreTokenizer::for_name(std::string_view pre) {
                      "jina-v2-es", "jina-v2-de", "jina-v2-code", "roberta-bpe", "trillion"})) {
     add(new Gpt2Step());
   } else if (is_any({"llama3", "llama-v3", "llama-bpe", "falcon3", "dbrx", "smaug-bpe", "chatglm-bpe"})) {
-    add(new Llama3Step(3));
-  } else if (is_any({"qwen2", "stablelm2", "megrez"})) {
-    add(new Llama3Step(1));
+    add(new Llama3Step({Words::kLetters, /*contractions=*/true, 3, /*slash_after_other=*/false}));
+  } else if (is_any({"qwen2", "deepseek-r1-qwen", "stablelm2", "megrez"})) {
+    add(new Llama3Step({Words::kLetters, /*contractions=*/true, 1, /*slash_after_other=*/false}));
+  } else if (is_any({"gpt-4o", "llama4"})) {
+    add(new Llama3Step({Words::kCased, /*contractions=*/true, 3, /*slash_after_other=*/true}));
+  } else if (pre == "tekken") {
+    add(new Llama3Step({Words::kCased, /*contractions=*/false, 1, /*slash_after_other=*/true}));
   } else if (is_any({"starcoder", "refact", "command-r", "smollm", "codeshell", "exaone", "minerva-7b"})) {
     add(new RunStep(is_number, 1, 1));
     add(new Gpt2Step());

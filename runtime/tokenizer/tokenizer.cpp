@@ -3,6 +3,7 @@
 #include "runtime/tokenizer/tokenizer.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "formats/error.h"
 #include "formats/gguf.h"
@@ -125,6 +126,30 @@ void TokenizerImpl::load_common(const gguf::Reader& f, bool add_bos_default, boo
     }
   }
   build_special_index();
+  set_strip_rules(f);
+}
+
+// The reference keys these on the model, not on anything in the tokenizer metadata: Jina v2
+// drops the whitespace before <mask>; Phi-3 (general.name containing "phi-3" or "phi3", in
+// any case) the whitespace after every special token but <unk>, <s> and <|endoftext|>.
+void TokenizerImpl::set_strip_rules(const gguf::Reader& f) {
+  strip_.assign(tokens_.size(), 0);
+  std::string name = f.get_string("general.name").value_or("");
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  auto set = [&](std::string_view token, uint8_t flag, bool on) {
+    const int32_t id = lookup(token);
+    if (id < 0) return;
+    strip_[id] = on ? (strip_[id] | flag) : (strip_[id] & ~flag);
+  };
+  const bool jina = pre_.find("jina-v2-de") != std::string::npos || pre_.find("jina-v2-es") != std::string::npos ||
+                    pre_.find("jina-v2-code") != std::string::npos;
+  if (jina) {
+    set("<mask>", kStripLeft, true);
+  } else if (name.find("phi-3") != std::string::npos || name.find("phi3") != std::string::npos) {
+    for (int32_t id : specials_) strip_[id] |= kStripRight;
+    set("</s>", kStripRight, true);
+    for (const char* t : {"<unk>", "<s>", "<|endoftext|>"}) set(t, kStripRight, false);
+  }
 }
 
 void TokenizerImpl::build_special_index() {
@@ -202,13 +227,22 @@ std::vector<TokenizerImpl::Fragment> TokenizerImpl::partition(std::string_view t
         next.push_back(fr);
         continue;
       }
+      // isspace() in the C locale, as the reference strips.
+      auto space = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
       size_t pos = fr.begin;
       while (pos < fr.end) {
         const size_t m = text.substr(0, fr.end).find(st, pos);
         if (m == std::string_view::npos) break;
-        if (m > pos) next.push_back({-1, pos, m});
+        size_t left_end = m;
+        if (strip_[id] & kStripLeft) {
+          while (left_end > pos && space(text[left_end - 1])) --left_end;
+        }
+        if (left_end > pos) next.push_back({-1, pos, left_end});
         next.push_back({id, m, m + st.size()});
         pos = m + st.size();
+        if (strip_[id] & kStripRight) {
+          while (pos < fr.end && space(text[pos])) ++pos;
+        }
       }
       if (pos < fr.end) next.push_back({-1, pos, fr.end});
     }

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -409,4 +410,150 @@ TEST_CASE("tokenizing 10 KB takes milliseconds", "[runtime][tokenizer]") {
     CHECK(ms < 250.0);  // generous: the machine is shared
     CHECK(tok->decode(ids) == text);
   }
+}
+
+// --- the peer's ids on vocabularies derived from the shipped models ------------------
+// scripts/peer/make-tokenizer-refs.sh made tests/runtime/tokenizer/peer/*.out from the same
+// copies (written there by scripts/peer/gguf-vocab-copy.py): every key of the source with
+// the ones below changed, no tensors.
+
+namespace {
+
+struct DerivedVocab {
+  std::vector<uint8_t> bytes;
+  std::unique_ptr<gguf::Reader> reader;
+  std::unique_ptr<Tokenizer> tok;
+};
+
+// Every pair of printable ASCII and GPT-2's byte-level stand-ins for tab, newline, CR and
+// space, pairs of two kinds (upper, lower, digit, space, other) first: gguf-vocab-copy.py's
+// PAIRS, in the same order.
+std::vector<std::pair<std::string, std::string>> char_pairs() {
+  std::vector<std::string> chars;
+  std::vector<int> kinds;
+  for (char c = 0x21; c < 0x7F; ++c) {
+    chars.emplace_back(1, c);
+    kinds.push_back(c >= 'A' && c <= 'Z' ? 0 : c >= 'a' && c <= 'z' ? 1 : c >= '0' && c <= '9' ? 2 : 4);
+  }
+  for (const char* c : {"\u0109", "\u010A", "\u010D", "\u0120"}) {
+    chars.emplace_back(c);
+    kinds.push_back(3);
+  }
+  std::vector<std::pair<std::string, std::string>> mixed, same;
+  for (size_t i = 0; i < chars.size(); ++i) {
+    for (size_t j = 0; j < chars.size(); ++j) (kinds[i] == kinds[j] ? same : mixed).emplace_back(chars[i], chars[j]);
+  }
+  mixed.insert(mixed.end(), same.begin(), same.end());
+  return mixed;
+}
+
+// token_edits: id -> (text, token type). pair_merges: a token and a first-ranked merge for
+// every pair of char_pairs(), so that word boundaries show in the ids.
+DerivedVocab derive_vocab(const std::string& model, const std::map<std::string, std::string>& strings,
+                          const std::map<int32_t, std::pair<std::string, TokenType>>& token_edits = {},
+                          bool pair_merges = false) {
+  auto src = gguf::Reader::open(kShared + "/models/" + model + ".gguf");
+  gguf::Writer w;
+  for (const gguf::KeyValue& kv : src->kvs())
+    if (kv.key != "general.alignment") w.copy_kv(kv);
+  for (const auto& [key, value] : strings) w.set_string(key, value);
+  if (!token_edits.empty() || pair_merges) {
+    const auto views = *src->get_string_array("tokenizer.ggml.tokens");
+    std::vector<std::string> tokens(views.begin(), views.end());
+    const auto types64 = *src->get_int_array("tokenizer.ggml.token_type");
+    std::vector<int32_t> types(types64.begin(), types64.end());
+    for (const auto& [id, edit] : token_edits) {
+      tokens.at(id) = edit.first;
+      types.at(id) = static_cast<int32_t>(edit.second);
+    }
+    if (pair_merges) {
+      const auto old_merges = *src->get_string_array("tokenizer.ggml.merges");
+      std::vector<std::string> merges;
+      const std::set<std::string> known(tokens.begin(), tokens.end());
+      for (const auto& [x, y] : char_pairs()) {
+        if (!known.count(x + y)) {
+          tokens.push_back(x + y);
+          types.push_back(static_cast<int32_t>(TokenType::Normal));
+        }
+        merges.push_back(x + " " + y);
+      }
+      merges.insert(merges.end(), old_merges.begin(), old_merges.end());
+      w.set_string_array("tokenizer.ggml.merges", merges);
+    }
+    w.set_string_array("tokenizer.ggml.tokens", tokens);
+    w.set_i32_array("tokenizer.ggml.token_type", types);
+  }
+  DerivedVocab d;
+  d.bytes = w.to_bytes();
+  d.reader = gguf::Reader::from_memory(d.bytes.data(), d.bytes.size());
+  d.tok = Tokenizer::from_gguf(*d.reader);
+  return d;
+}
+
+// Compares every text of `texts` with the peer's ids in peer/<name>.out; returns the
+// number of texts that match and counts the tokens of those.
+size_t compare_with_peer(const Tokenizer& tok, const std::string& texts_path, const std::string& name,
+                         bool parse_special, size_t& tokens_matched) {
+  const std::string dir = std::string(XENT_SOURCE_DIR) + "/tests/runtime/tokenizer/";
+  const auto texts = split_inputs(slurp(texts_path));
+  const auto expected = parse_outputs(slurp(dir + "peer/" + name + ".out"));
+  REQUIRE(texts.size() == expected.size());
+  size_t pass = 0;
+  for (size_t k = 0; k < texts.size(); ++k) {
+    INFO(name << " case " << k << ": '" << texts[k] << "'");
+    const std::vector<int32_t> got = tok.encode(texts[k], false, parse_special);
+    CHECK(show(got) == show(expected[k]));
+    if (got == expected[k]) {
+      ++pass;
+      tokens_matched += got.size();
+    }
+  }
+  std::printf("tokenizer %-34s %zu/%zu texts match the peer (%zu tokens)\n", name.c_str(), pass, texts.size(),
+              tokens_matched);
+  return pass;
+}
+
+}  // namespace
+
+TEST_CASE("pre-tokenizers deepseek-r1-qwen, tekken and gpt-4o tokenize as the peer does", "[runtime][tokenizer]") {
+  const std::string dir = std::string(XENT_SOURCE_DIR) + "/tests/runtime/tokenizer/";
+  const std::pair<std::string, std::string> text_sets[] = {
+      {"vocab", kShared + "/reference/tokenizer/ggml-vocab-gpt-2.gguf.inp"},  // the peer's own test texts
+      {"stress", dir + "peer-texts.inp"},  // case, contractions, marks, slashes, Unicode 15.1, spaces
+  };
+  // The real vocabulary, and one with every ASCII pair merged first ("pairs"), where a word
+  // boundary in another place changes the ids.
+  for (const bool pairs : {false, true}) {
+    for (const char* pre : {"deepseek-r1-qwen", "tekken", "gpt-4o"}) {
+      const DerivedVocab d = derive_vocab("tiny-qwen2-f16", {{"tokenizer.ggml.pre", pre}}, {}, pairs);
+      CHECK(d.tok->pre_name() == pre);
+      for (const auto& [set, path] : text_sets) {
+        size_t tokens = 0;
+        const std::string name = std::string(pairs ? "qwen2-pairs-" : "qwen2-vocab-") + pre + "--" + set;
+        compare_with_peer(*d.tok, path, name, false, tokens);
+      }
+    }
+  }
+  // Tekken adds BOS by default, as Llama 3 does; the others do not.
+  CHECK(derive_vocab("tiny-qwen2-f16", {{"tokenizer.ggml.pre", "tekken"}}).tok->adds_bos());
+  CHECK_FALSE(derive_vocab("tiny-qwen2-f16", {{"tokenizer.ggml.pre", "gpt-4o"}}).tok->adds_bos());
+}
+
+TEST_CASE("Phi-3 drops the whitespace after special tokens as the peer does", "[runtime][tokenizer]") {
+  const std::string dir = std::string(XENT_SOURCE_DIR) + "/tests/runtime/tokenizer/";
+  const std::map<int32_t, std::pair<std::string, TokenType>> chat_tokens = {
+      {8187, {"<|endoftext|>", TokenType::Control}}, {8188, {"<|assistant|>", TokenType::UserDefined}},
+      {8189, {"<|user|>", TokenType::Control}},      {8190, {"<|end|>", TokenType::Control}},
+      {8191, {"<|system|>", TokenType::UserDefined}},
+  };
+  const DerivedVocab phi3 =
+      derive_vocab("tiny-llama-spm-f16", {{"general.name", "Phi-3-mini-4k-instruct"}}, chat_tokens);
+  size_t tokens = 0;
+  compare_with_peer(*phi3.tok, dir + "peer-texts-special.inp", "phi3-vocab--special", true, tokens);
+  tokens = 0;  // user-defined tokens are split out (and stripped beside) without parse_special too
+  compare_with_peer(*phi3.tok, dir + "peer-texts-special.inp", "phi3-vocab--special-plain", false, tokens);
+
+  // The rule is the model's: the same vocabulary under another name keeps the whitespace.
+  const DerivedVocab other = derive_vocab("tiny-llama-spm-f16", {{"general.name", "Phi 3.5 Mini"}}, chat_tokens);
+  CHECK(other.tok->encode("<|end|>  x", false, true) != phi3.tok->encode("<|end|>  x", false, true));
 }
