@@ -22,6 +22,10 @@ std::string ChatTemplate::render(const std::vector<ChatMessage>& messages,
   nlohmann::json list = nlohmann::json::array();
   for (const auto& m : messages) list.push_back({{"role", m.role}, {"content", m.content}});
   context["messages"] = std::move(list);
+  // apply_chat_template always passes these two, None when the caller has none, so
+  // `tools is defined` is true and `tools is none` decides.
+  for (const char* key : {"tools", "documents"})
+    if (!context.contains(key)) context[key] = nullptr;
   context["add_generation_prompt"] = add_generation_prompt;
   context["bos_token"] = bos_token;
   context["eos_token"] = eos_token;

@@ -30,7 +30,8 @@ class ChatTemplate {
   ~ChatTemplate();
 
   // Variables: messages, add_generation_prompt, bos_token, eos_token, and those in `extra`
-  // (tools, date_string, ...). Throws xent::Error on a runtime error; for raise_exception(msg)
+  // (tools, date_string, ...); tools and documents are none unless `extra` has them, as in
+  // transformers' apply_chat_template. Throws xent::Error on a runtime error; for raise_exception(msg)
   // the error text contains msg.
   std::string render(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                      const std::string& bos_token, const std::string& eos_token,

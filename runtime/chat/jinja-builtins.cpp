@@ -82,7 +82,7 @@ size_t utf8_length(const std::string& s) {
   return n;
 }
 
-std::string html_escape(const std::string& s) {
+std::string escape_html(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
@@ -145,21 +145,25 @@ List as_list(const Value& v, const char* what, int line, int column) {
   }
 }
 
-// `attribute="a.b"` as Jinja's filters read it: dotted dict keys or list indices.
-Value get_path(const Value& v, const std::string& path) {
+// `attribute="a.b"` as Jinja's filters read it: dotted dict keys or list indices; as with
+// `a.b` itself, a part of an undefined value is an error.
+Value get_path(const Value& v, const std::string& path, int line, int column) {
   Value cur = v;
   size_t pos = 0;
   while (pos <= path.size()) {
     size_t dot = path.find('.', pos);
     std::string part = path.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
+    if (cur.is_undefined()) cur.fail_undefined(line, column);
     if (cur.is_dict()) {
       const Value* next = cur.dict->find(part);
-      cur = next ? *next : Value::undefined(part);
-    } else if (cur.is_list() && !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit)) {
-      size_t i = std::stoul(part);
-      cur = i < cur.list->size() ? (*cur.list)[i] : Value::undefined(part);
+      cur = next ? *next : Value::no_attribute(cur, part);
+    } else if (cur.is_list() && !cur.generator && !part.empty() &&
+               std::all_of(part.begin(), part.end(), ::isdigit) && part.size() < 18) {
+      int64_t i = std::stoll(part);
+      cur = static_cast<size_t>(i) < cur.list->size() ? (*cur.list)[static_cast<size_t>(i)]
+                                                      : Value::no_element(cur, Value::integer(i));
     } else {
-      return Value::undefined(part);
+      cur = Value::no_attribute(cur, part);
     }
     if (dot == std::string::npos) break;
     pos = dot + 1;
@@ -186,8 +190,9 @@ List select_items(Interpreter& in, const Value& seq, const Args& args, bool by_a
                                 args.positional.end());
   }
   List out;
+  if (!seq.truthy()) return out;  // Jinja2 iterates only a true value: none gives nothing
   for (const auto& item : as_list(seq, what, line, column)) {
-    Value v = by_attr ? get_path(item, attr) : item;
+    Value v = by_attr ? get_path(item, attr, line, column) : item;
     bool pass = test.empty() ? v.truthy() : apply_test(in, test, v, test_args, line, column);
     if (pass == keep) out.push_back(item);
   }
@@ -196,7 +201,7 @@ List select_items(Interpreter& in, const Value& seq, const Args& args, bool by_a
 
 Value list_extreme(const Value& v, bool want_max, int line, int column) {
   List items = as_list(v, want_max ? "max" : "min", line, column);
-  if (items.empty()) return Value::undefined();
+  if (items.empty()) return Value::undefined("No aggregated item, sequence was empty.");
   size_t best = 0;
   for (size_t k = 1; k < items.size(); ++k) {
     int c = compare(items[k], items[best], line, column);
@@ -207,15 +212,33 @@ Value list_extreme(const Value& v, bool want_max, int line, int column) {
 
 using Filter = Value (*)(Interpreter&, const Value&, const Args&, int, int);
 
+// What Jinja2 hands back where it would be a generator: a list that is always true and
+// has no length, index or JSON (see Value::generator).
+Value generator(List items) {
+  Value v = Value::make_list(std::move(items));
+  v.generator = true;
+  return v;
+}
+
+// Jinja2's filters that convert their input with int(), float() or string methods raise
+// on undefined instead of treating it as empty.
+void require_defined(const Value& v, int line, int column) {
+  if (v.is_undefined()) v.fail_undefined(line, column);
+}
+
 Value f_trim(Interpreter&, const Value& v, const Args& a, int l, int c) {
   std::string chars = string_arg(a, 0, "chars", "trim", l, c, whitespace);
-  return Value::string(strip(to_str(v), chars.c_str(), true, true));
+  Value r = Value::string(strip(to_str(v), chars.c_str(), true, true));
+  r.safe = v.safe;
+  return r;
 }
 Value f_length(Interpreter&, const Value& v, const Args&, int l, int c) {
   switch (v.kind) {
     case Value::Kind::undefined: return Value::integer(0);
     case Value::Kind::string: return Value::integer(static_cast<int64_t>(utf8_length(v.s)));
-    case Value::Kind::list: return Value::integer(static_cast<int64_t>(v.list->size()));
+    case Value::Kind::list:
+      if (v.generator) fail("length: object of type 'generator' has no len() (add '| list')", l, c);
+      return Value::integer(static_cast<int64_t>(v.list->size()));
     case Value::Kind::dict: return Value::integer(static_cast<int64_t>(v.dict->items.size()));
     default: fail(std::string("length: ") + v.type_name() + " has no length", l, c);
   }
@@ -245,7 +268,7 @@ Value f_join(Interpreter&, const Value& v, const Args& a, int l, int c) {
   for (const auto& item : as_list(v, "join", l, c)) {
     if (!first) out += sep;
     first = false;
-    out += to_str(attr && attr->is_string() ? get_path(item, attr->s) : item);
+    out += to_str(attr && attr->is_string() ? get_path(item, attr->s, l, c) : item);
     if (out.size() > max_string_bytes) fail("join: string too large", l, c);
   }
   return Value::string(std::move(out));
@@ -257,22 +280,26 @@ Value f_default(Interpreter&, const Value& v, const Args& a, int, int) {
 }
 Value f_first(Interpreter&, const Value& v, const Args&, int l, int c) {
   List items = as_list(v, "first", l, c);
-  return items.empty() ? Value::undefined() : items.front();
+  return items.empty() ? Value::undefined("No first item, sequence was empty.") : items.front();
 }
 Value f_last(Interpreter&, const Value& v, const Args&, int l, int c) {
   List items = as_list(v, "last", l, c);
-  return items.empty() ? Value::undefined() : items.back();
+  return items.empty() ? Value::undefined("No last item, sequence was empty.") : items.back();
 }
 Value f_list(Interpreter&, const Value& v, const Args&, int l, int c) { return Value::make_list(as_list(v, "list", l, c)); }
 Value f_items(Interpreter&, const Value& v, const Args&, int l, int c) {
-  if (v.is_undefined()) return Value::make_list();
+  if (v.is_undefined()) return generator({});
   if (!v.is_dict()) fail(std::string("items: expected a dict, got ") + v.type_name(), l, c);
   List out;
   for (const auto& [k, item] : v.dict->items) out.push_back(Value::make_list({Value::string(k), item}));
-  return Value::make_list(std::move(out));
+  return generator(std::move(out));
 }
-Value f_string(Interpreter&, const Value& v, const Args&, int, int) { return Value::string(to_str(v)); }
-Value f_int(Interpreter&, const Value& v, const Args& a, int, int) {
+Value f_string(Interpreter&, const Value& v, const Args&, int, int) {
+  if (v.is_string()) return v;  // soft_str keeps Markup
+  return Value::string(to_str(v));
+}
+Value f_int(Interpreter&, const Value& v, const Args& a, int l, int c) {
+  require_defined(v, l, c);
   Value dflt = arg_or(a, 0, "default", Value::integer(0));
   switch (v.kind) {
     case Value::Kind::integer: return v;
@@ -293,7 +320,8 @@ Value f_int(Interpreter&, const Value& v, const Args& a, int, int) {
     default: return dflt;
   }
 }
-Value f_float(Interpreter&, const Value& v, const Args& a, int, int) {
+Value f_float(Interpreter&, const Value& v, const Args& a, int l, int c) {
+  require_defined(v, l, c);
   Value dflt = arg_or(a, 0, "default", Value::number(0.0));
   if (v.is_numeric()) return Value::number(v.as_double());
   if (v.is_string()) {
@@ -305,28 +333,29 @@ Value f_float(Interpreter&, const Value& v, const Args& a, int, int) {
   return dflt;
 }
 Value f_selectattr(Interpreter& in, const Value& v, const Args& a, int l, int c) {
-  return Value::make_list(select_items(in, v, a, true, true, "selectattr", l, c));
+  return generator(select_items(in, v, a, true, true, "selectattr", l, c));
 }
 Value f_rejectattr(Interpreter& in, const Value& v, const Args& a, int l, int c) {
-  return Value::make_list(select_items(in, v, a, true, false, "rejectattr", l, c));
+  return generator(select_items(in, v, a, true, false, "rejectattr", l, c));
 }
 Value f_select(Interpreter& in, const Value& v, const Args& a, int l, int c) {
-  return Value::make_list(select_items(in, v, a, false, true, "select", l, c));
+  return generator(select_items(in, v, a, false, true, "select", l, c));
 }
 Value f_reject(Interpreter& in, const Value& v, const Args& a, int l, int c) {
-  return Value::make_list(select_items(in, v, a, false, false, "reject", l, c));
+  return generator(select_items(in, v, a, false, false, "reject", l, c));
 }
 Value f_map(Interpreter& in, const Value& v, const Args& a, int l, int c) {
   List out;
+  if (!v.truthy()) return generator({});  // as select: Jinja2 maps only a true value
   const Value* attr = a.get(99, "attribute");
   if (attr) {
     if (!attr->is_string()) fail("map: 'attribute' must be a string", l, c);
     const Value* dflt = a.get(99, "default");
     for (const auto& item : as_list(v, "map", l, c)) {
-      Value got = get_path(item, attr->s);
+      Value got = get_path(item, attr->s, l, c);
       out.push_back(got.is_undefined() && dflt ? *dflt : got);
     }
-    return Value::make_list(std::move(out));
+    return generator(std::move(out));
   }
   if (a.positional.empty() || !a.positional[0].is_string()) fail("map needs a filter name or attribute=", l, c);
   const std::string& name = a.positional[0].s;
@@ -335,10 +364,19 @@ Value f_map(Interpreter& in, const Value& v, const Args& a, int l, int c) {
   rest.positional.assign(a.positional.begin() + 1, a.positional.end());
   rest.named = a.named;
   for (const auto& item : as_list(v, "map", l, c)) out.push_back(apply_filter(in, name, item, rest, l, c));
-  return Value::make_list(std::move(out));
+  return generator(std::move(out));
 }
-Value f_safe(Interpreter&, const Value& v, const Args&, int, int) { return v; }
-Value f_escape(Interpreter&, const Value& v, const Args&, int, int) { return Value::string(html_escape(to_str(v))); }
+Value f_safe(Interpreter&, const Value& v, const Args&, int, int) {
+  Value r = v.is_string() ? v : Value::string(to_str(v));
+  r.safe = true;
+  return r;
+}
+Value f_escape(Interpreter&, const Value& v, const Args&, int, int) {
+  if (v.safe) return v;
+  Value r = Value::string(escape_html(to_str(v)));
+  r.safe = true;
+  return r;
+}
 Value f_abs(Interpreter&, const Value& v, const Args&, int l, int c) {
   if (v.kind == Value::Kind::integer) {
     if (v.i == INT64_MIN) fail("integer overflow", l, c);
@@ -362,7 +400,7 @@ Value f_sort(Interpreter&, const Value& v, const Args& a, int l, int c) {
   bool case_sensitive = arg_or(a, 1, "case_sensitive", Value::boolean(false)).truthy();
   const Value* attr = a.get(2, "attribute");
   auto key = [&](const Value& item) {
-    Value k = attr && attr->is_string() ? get_path(item, attr->s) : item;
+    Value k = attr && attr->is_string() ? get_path(item, attr->s, l, c) : item;
     return k.is_string() && !case_sensitive ? Value::string(ascii_case(k.s, false)) : k;
   };
   std::stable_sort(items.begin(), items.end(), [&](const Value& x, const Value& y) {
@@ -372,7 +410,9 @@ Value f_sort(Interpreter&, const Value& v, const Args& a, int l, int c) {
   return Value::make_list(std::move(items));
 }
 Value f_dictsort(Interpreter& in, const Value& v, const Args& a, int l, int c) {
+  require_defined(v, l, c);
   Value pairs = f_items(in, v, a, l, c);
+  pairs.generator = false;
   std::stable_sort(pairs.list->begin(), pairs.list->end(), [&](const Value& x, const Value& y) {
     return compare((*x.list)[0], (*y.list)[0], l, c) < 0;
   });
@@ -396,7 +436,7 @@ Value f_unique(Interpreter&, const Value& v, const Args&, int l, int c) {
     for (const auto& o : out) seen = seen || equals(o, item);
     if (!seen) out.push_back(item);
   }
-  return Value::make_list(std::move(out));
+  return generator(std::move(out));
 }
 Value f_min(Interpreter&, const Value& v, const Args&, int l, int c) { return list_extreme(v, false, l, c); }
 Value f_max(Interpreter&, const Value& v, const Args&, int l, int c) { return list_extreme(v, true, l, c); }
@@ -404,7 +444,7 @@ Value f_sum(Interpreter&, const Value& v, const Args& a, int l, int c) {
   const Value* attr = a.get(0, "attribute");
   Value total = arg_or(a, 1, "start", Value::integer(0));
   for (const auto& item : as_list(v, "sum", l, c)) {
-    Value x = attr && attr->is_string() ? get_path(item, attr->s) : item;
+    Value x = attr && attr->is_string() ? get_path(item, attr->s, l, c) : item;
     if (!x.is_numeric() || !total.is_numeric()) fail("sum: expected numbers", l, c);
     if (x.kind == Value::Kind::number || total.kind == Value::Kind::number) {
       total = Value::number(total.as_double() + x.as_double());
@@ -418,6 +458,7 @@ Value f_sum(Interpreter&, const Value& v, const Args& a, int l, int c) {
   return total;
 }
 Value f_indent(Interpreter&, const Value& v, const Args& a, int l, int c) {
+  require_defined(v, l, c);
   const Value* w = a.get(0, "width");
   std::string pad = w && w->is_string() ? w->s : std::string(static_cast<size_t>(std::clamp<int64_t>(int_arg(a, 0, "width", 4), 0, 256)), ' ');
   bool first = arg_or(a, 1, "first", Value::boolean(false)).truthy();
@@ -470,6 +511,8 @@ const char* const tests[] = {"defined", "undefined", "none", "boolean", "true", 
 
 }  // namespace
 
+std::string html_escape(const std::string& s) { return escape_html(s); }
+
 bool has_filter(std::string_view name) { return find_filter(name) != nullptr; }
 
 bool has_test(std::string_view name) {
@@ -493,6 +536,7 @@ bool apply_test(Interpreter&, const std::string& name, const Value& v, const Arg
     return args.positional[0];
   };
   auto as_int = [&]() -> int64_t {
+    if (v.is_undefined()) v.fail_undefined(line, column);
     if (v.kind == K::integer) return v.i;
     if (v.kind == K::number && std::floor(v.f) == v.f && std::fabs(v.f) < 9.2e18) return static_cast<int64_t>(v.f);
     fail("test '" + name + "' needs an integer, got " + v.type_name(), line, column);
@@ -508,9 +552,12 @@ bool apply_test(Interpreter&, const std::string& name, const Value& v, const Arg
   if (name == "number") return v.is_numeric();
   if (name == "string") return v.is_string();
   if (name == "mapping") return v.is_dict();
-  if (name == "iterable") return v.is_list() || v.is_dict() || v.is_string();
-  if (name == "sequence") return v.is_list() || v.is_dict() || v.is_string();
-  if (name == "callable") return v.kind == K::callable;
+  // Jinja2 asks Python: Undefined can be iterated, has a length and __getitem__, and has
+  // __call__ (calling it raises); a generator iterates but has no length.
+  if (name == "iterable") return v.is_list() || v.is_dict() || v.is_string() || v.is_undefined();
+  if (name == "sequence")
+    return (v.is_list() && !v.generator) || v.is_dict() || v.is_string() || v.is_undefined();
+  if (name == "callable") return v.kind == K::callable || v.is_undefined();
   if (name == "even") return as_int() % 2 == 0;
   if (name == "odd") return as_int() % 2 != 0;
   if (name == "divisibleby") {

@@ -57,7 +57,7 @@ struct Interpreter {
       if (it != scopes[k].end()) return it->second;
     }
     Value g = make_global_function(name);
-    return g.is_undefined() ? Value::undefined(name) : g;
+    return g.is_undefined() ? Value::undefined_name(name) : g;
   }
 
   static void append(std::string& out, const std::string& s, int line, int column) {
@@ -188,8 +188,8 @@ struct Interpreter {
       d.set("first", Value::boolean(k == 0));
       d.set("last", Value::boolean(k == n - 1));
       d.set("length", Value::integer(n));
-      d.set("previtem", k > 0 ? items[static_cast<size_t>(k - 1)] : Value::undefined("previtem"));
-      d.set("nextitem", k + 1 < n ? items[static_cast<size_t>(k + 1)] : Value::undefined("nextitem"));
+      d.set("previtem", k > 0 ? items[static_cast<size_t>(k - 1)] : Value::undefined("there is no previous item"));
+      d.set("nextitem", k + 1 < n ? items[static_cast<size_t>(k + 1)] : Value::undefined("there is no next item"));
       auto cycle = std::make_shared<Callable>();
       cycle->name = "loop.cycle";
       cycle->call = [k](Interpreter&, const Args& args, int line, int column) {
@@ -232,7 +232,7 @@ struct Interpreter {
           const Value* given = args.get(k, def->params[k]);
           Value v = given ? *given
                           : def->defaults[k] ? in.eval(*def->defaults[k])
-                                             : Value::undefined(def->params[k]);
+                                             : Value::undefined("parameter '" + def->params[k] + "' was not provided");
           in.scopes.back()[def->params[k]] = v;
         }
         in.exec_body(def->bodies[0], out);
@@ -267,25 +267,39 @@ struct Interpreter {
     return args;
   }
 
-  static Value get_item(const Value& obj, const Value& key) {
+  // Jinja2's getitem: a missing key or index is undefined, but any item of an undefined
+  // value is an error.
+  static Value get_item(const Value& obj, const Value& key, int line, int column) {
+    if (obj.is_undefined()) obj.fail_undefined(line, column);
     if (obj.is_dict()) {
-      if (!key.is_string()) return Value::undefined();
-      const Value* v = obj.dict->find(key.s);
-      return v ? *v : Value::undefined(key.s);
+      const Value* v = key.is_string() ? obj.dict->find(key.s) : nullptr;
+      return v ? *v : Value::no_element(obj, key);
     }
-    if ((obj.is_list() || obj.is_string()) && (key.kind == Value::Kind::integer || key.kind == Value::Kind::boolean)) {
+    if (((obj.is_list() && !obj.generator) || obj.is_string()) && (key.kind == Value::Kind::integer || key.kind == Value::Kind::boolean)) {
       int64_t i = key.kind == Value::Kind::boolean ? key.b : key.i;
       if (obj.is_list()) {
         int64_t n = static_cast<int64_t>(obj.list->size());
         if (i < 0) i += n;
-        return i >= 0 && i < n ? (*obj.list)[static_cast<size_t>(i)] : Value::undefined();
+        return i >= 0 && i < n ? (*obj.list)[static_cast<size_t>(i)] : Value::no_element(obj, key);
       }
       auto chars = utf8_chars(obj.s);
       int64_t n = static_cast<int64_t>(chars.size());
       if (i < 0) i += n;
-      return i >= 0 && i < n ? Value::string(chars[static_cast<size_t>(i)]) : Value::undefined();
+      return i >= 0 && i < n ? Value::string(chars[static_cast<size_t>(i)]) : Value::no_element(obj, key);
     }
-    return Value::undefined();
+    return Value::no_element(obj, key);
+  }
+
+  // Jinja2's getattr: a missing attribute of a dict, or any attribute of a string, list or
+  // none, is undefined (so `message.tool_calls is defined` is false); an attribute of an
+  // undefined value is an error naming why it is undefined.
+  static Value get_attr(const Value& obj, const std::string& name, int line, int column) {
+    if (obj.is_undefined()) obj.fail_undefined(line, column);
+    if (obj.is_dict()) {
+      const Value* v = obj.dict->find(name);
+      if (v) return *v;
+    }
+    return Value::no_attribute(obj, name);
   }
 
   Value eval_slice(const Expr& e) {
@@ -304,13 +318,13 @@ struct Interpreter {
     if (step == 0 || step == INT64_MIN) fail("slice step cannot be zero", e.line, e.column);
     std::vector<std::string> chars;
     int64_t n;
-    if (obj.is_list()) {
+    if (obj.is_list() && !obj.generator) {
       n = static_cast<int64_t>(obj.list->size());
     } else if (obj.is_string()) {
       chars = utf8_chars(obj.s);
       n = static_cast<int64_t>(chars.size());
     } else if (obj.is_undefined()) {
-      return obj;
+      obj.fail_undefined(e.line, e.column);
     } else {
       fail(std::string("cannot slice ") + obj.type_name(), e.line, e.column);
     }
@@ -337,8 +351,7 @@ struct Interpreter {
 
   Value call_value(const Value& callee, const Args& args, const Expr& e) {
     if (callee.kind != Value::Kind::callable) {
-      if (callee.is_undefined() && !callee.s.empty())
-        fail("'" + callee.s + "' is undefined and cannot be called", e.line, e.column);
+      if (callee.is_undefined()) callee.fail_undefined(e.line, e.column);
       fail(std::string("cannot call a ") + callee.type_name(), e.line, e.column);
     }
     return callee.fn->call(*this, args, e.line, e.column);
@@ -349,28 +362,33 @@ struct Interpreter {
     Args args = eval_args(e, 1);
     if (callee.kind == Expr::Kind::attr) {
       Value obj = eval(*callee.kids[0]);
-      if (obj.is_string() || obj.is_list() || (obj.is_dict() && !obj.dict->is_namespace)) {
+      if (obj.is_undefined()) obj.fail_undefined(callee.line, callee.column);
+      if (obj.is_string() || (obj.is_list() && !obj.generator) || (obj.is_dict() && !obj.dict->is_namespace)) {
         bool found = false;
         Value r = call_method(obj, callee.name, args, e.line, e.column, found);
         if (found) return r;
       }
-      Value fn = obj.is_dict() ? get_item(obj, Value::string(callee.name)) : Value::undefined(callee.name);
-      if (fn.is_undefined())
-        fail(std::string(obj.type_name()) + " has no method '" + callee.name + "'", e.line, e.column);
-      return call_value(fn, args, e);
+      return call_value(get_attr(obj, callee.name, e.line, e.column), args, e);
     }
     return call_value(eval(callee), args, e);
   }
 
   Value arithmetic(const std::string& op, const Value& a, const Value& b, const Expr& e) {
     using K = Value::Kind;
-    for (const Value* v : {&a, &b})
-      if (v->is_undefined())
-        fail("'" + (v->s.empty() ? std::string("value") : v->s) + "' is undefined", e.line, e.column);
+    for (const Value* v : {&a, &b}) {
+      if (v->is_undefined()) v->fail_undefined(e.line, e.column);
+      if (v->generator)
+        fail("unsupported operand type for " + op + ": generator (add '| list')", e.line, e.column);
+    }
     if (op == "+") {
       if (a.is_string() && b.is_string()) {
         if (a.s.size() + b.s.size() > max_string_bytes) fail("string too large", e.line, e.column);
-        return Value::string(a.s + b.s);
+        if (!a.safe && !b.safe) return Value::string(a.s + b.s);
+        // Markup + str escapes the str (markupsafe), also outside autoescape.
+        Value r = Value::string((a.safe ? a.s : html_escape(a.s)) + (b.safe ? b.s : html_escape(b.s)));
+        if (r.s.size() > max_string_bytes) fail("string too large", e.line, e.column);
+        r.safe = true;
+        return r;
       }
       if (a.is_list() && b.is_list()) {
         if (a.list->size() + b.list->size() > max_list_items) fail("list too large", e.line, e.column);
@@ -391,7 +409,9 @@ struct Interpreter {
       if (seq.is_string()) {
         std::string r;
         for (int64_t k = 0; k < times; ++k) r += seq.s;
-        return Value::string(std::move(r));
+        Value v = Value::string(std::move(r));
+        v.safe = seq.safe;
+        return v;
       }
       List r;
       for (int64_t k = 0; k < times; ++k) r.insert(r.end(), seq.list->begin(), seq.list->end());
@@ -483,17 +503,11 @@ struct Interpreter {
     switch (e.kind) {
       case Expr::Kind::literal: return e.value;
       case Expr::Kind::name: return lookup(e.name);
-      case Expr::Kind::attr: {
+      case Expr::Kind::attr: return get_attr(eval(*e.kids[0]), e.name, e.line, e.column);
+      case Expr::Kind::item: {
         Value obj = eval(*e.kids[0]);
-        // Lenient like Jinja's ChainableUndefined: a missing attribute of a missing
-        // value is just undefined, so `message.tool_calls is defined` never throws.
-        if (obj.is_dict()) {
-          const Value* v = obj.dict->find(e.name);
-          return v ? *v : Value::undefined(e.name);
-        }
-        return Value::undefined(e.name);
+        return get_item(obj, eval(*e.kids[1]), e.line, e.column);
       }
-      case Expr::Kind::item: return get_item(eval(*e.kids[0]), eval(*e.kids[1]));
       case Expr::Kind::slice: return eval_slice(e);
       case Expr::Kind::call: return eval_call(e);
       case Expr::Kind::filter: {
@@ -514,6 +528,7 @@ struct Interpreter {
         }
         if (v.kind == Value::Kind::boolean) return Value::integer(e.name == "-" ? -int64_t{v.b} : v.b);
         if (v.kind == Value::Kind::number) return Value::number(e.name == "-" ? -v.f : v.f);
+        if (v.is_undefined()) v.fail_undefined(e.line, e.column);
         fail(std::string("bad operand type for unary ") + e.name + ": " + v.type_name(), e.line, e.column);
       }
       case Expr::Kind::binary: {

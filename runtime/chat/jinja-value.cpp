@@ -9,11 +9,42 @@
 
 namespace xent::jinja {
 
-Value Value::undefined(std::string name) {
+Value Value::undefined(std::string why) {
   Value v;
-  v.s = std::move(name);
+  v.s = std::move(why);
   return v;
 }
+
+Value Value::undefined_name(const std::string& name) { return undefined("'" + name + "' is undefined"); }
+
+namespace {
+// Jinja2's object_type_repr: how its undefined-messages name the type of an object.
+std::string python_type(const Value& obj) {
+  switch (obj.kind) {
+    case Value::Kind::none: return "None";
+    case Value::Kind::boolean: return "bool object";
+    case Value::Kind::integer: return "int object";
+    case Value::Kind::number: return "float object";
+    case Value::Kind::string: return "str object";
+    case Value::Kind::list: return obj.generator ? "generator object" : "list object";
+    case Value::Kind::dict: return obj.dict->is_namespace ? "namespace object" : "dict object";
+    case Value::Kind::callable: return "function object";
+    case Value::Kind::undefined: return "Undefined";
+  }
+  return "object";
+}
+}  // namespace
+
+Value Value::no_attribute(const Value& obj, const std::string& attr) {
+  return undefined("'" + python_type(obj) + "' has no attribute '" + attr + "'");
+}
+
+Value Value::no_element(const Value& obj, const Value& key) {
+  if (key.is_string()) return no_attribute(obj, key.s);
+  return undefined(python_type(obj) + " has no element " + to_repr(key));
+}
+
+void Value::fail_undefined(int line, int column) const { fail(s, line, column); }
 Value Value::none() {
   Value v;
   v.kind = Kind::none;
@@ -105,7 +136,7 @@ bool Value::truthy() const {
     case Kind::integer: return i != 0;
     case Kind::number: return f != 0.0;
     case Kind::string: return !s.empty();
-    case Kind::list: return !list->empty();
+    case Kind::list: return generator || !list->empty();
     case Kind::dict: return dict->is_namespace || !dict->items.empty();
     case Kind::callable: return true;
   }
@@ -184,6 +215,8 @@ bool equals_at(const Value& a, const Value& b, int depth) {
 bool equals(const Value& a, const Value& b) { return equals_at(a, b, 0); }
 
 int compare(const Value& a, const Value& b, int line, int column) {
+  for (const Value* v : {&a, &b})
+    if (v->is_undefined()) v->fail_undefined(line, column);
   if (a.is_numeric() && b.is_numeric()) {
     double x = a.as_double(), y = b.as_double();
     return x < y ? -1 : x > y ? 1 : 0;
@@ -299,7 +332,8 @@ void json_into(std::string& out, const Value& v, int indent, bool sort_keys, int
   // json.dumps uses ", " between items without indent and "," with it.
   const char* item_sep = indent < 0 ? ", " : ",";
   switch (v.kind) {
-    case K::undefined: case K::none: out += "null"; break;
+    case K::undefined: fail("Object of type Undefined is not JSON serializable (" + v.s + ")");
+    case K::none: out += "null"; break;
     case K::boolean: out += v.b ? "true" : "false"; break;
     case K::integer: out += std::to_string(v.i); break;
     case K::number:
@@ -309,6 +343,7 @@ void json_into(std::string& out, const Value& v, int indent, bool sort_keys, int
       break;
     case K::string: json_string(out, v.s); break;
     case K::list:
+      if (v.generator) fail("Object of type generator is not JSON serializable (add '| list')");
       if (v.list->empty()) {
         out += "[]";
         break;
@@ -362,13 +397,14 @@ std::string repr_at(const Value& v, int depth) {
   using K = Value::Kind;
   if (depth > max_value_depth) fail("value nested too deeply to print");
   switch (v.kind) {
-    case K::undefined: return "";
+    case K::undefined: return "Undefined";  // str() of it is "", repr() is not
     case K::none: return "None";
     case K::boolean: return v.b ? "True" : "False";
     case K::integer: return std::to_string(v.i);
     case K::number: return float_repr(v.f);
     case K::string: return quote_repr(v.s);
     case K::list: {
+      if (v.generator) return "<generator object>";
       std::string out = "[";
       for (size_t k = 0; k < v.list->size(); ++k) {
         if (k) out += ", ";

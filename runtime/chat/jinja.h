@@ -31,18 +31,33 @@ struct Callable;
 
 // A Python-like value. Lists and dicts are shared by reference, as in Python, so that a
 // namespace() object changed inside a loop is seen after it.
+//
+// `undefined` is Jinja2's default Undefined, not none: it prints as "", is falsy, iterates
+// as empty and has length 0, while an attribute, item, call, arithmetic or ordering on it is
+// an error quoting `s`, the reason it is undefined ("'x' is undefined", "'dict object' has
+// no attribute 'y'"), as Jinja2's UndefinedError does.
 struct Value {
   enum class Kind { undefined, none, boolean, integer, number, string, list, dict, callable };
   Kind kind = Kind::undefined;
   bool b = false;
   int64_t i = 0;
   double f = 0.0;
-  std::string s;  // the string, or for undefined the name that was looked up
+  std::string s;  // the string, or for undefined why it is undefined
+  // A list that Jinja2 would hold as a generator (what map, select, reject, selectattr and
+  // rejectattr return): always true, and no length, index or JSON until `| list`.
+  bool generator = false;
+  // A string that is markupsafe's Markup (from `safe` or `escape`): `+` with a plain
+  // string HTML-escapes the plain side, as Python's Markup.__add__ does.
+  bool safe = false;
   std::shared_ptr<List> list;
   std::shared_ptr<Dict> dict;
   std::shared_ptr<Callable> fn;
 
-  static Value undefined(std::string name = {});
+  // `why` is the whole message an error on this value will quote.
+  static Value undefined(std::string why = "value is undefined");
+  static Value undefined_name(const std::string& name);           // 'name' is undefined
+  static Value no_attribute(const Value& obj, const std::string& attr);  // 'dict object' has no attribute 'attr'
+  static Value no_element(const Value& obj, const Value& key);    // list object has no element 5
   static Value none();
   static Value boolean(bool v);
   static Value integer(int64_t v);
@@ -64,6 +79,9 @@ struct Value {
   double as_double() const;
   bool truthy() const;
   const char* type_name() const;
+  // Fails with the reason this undefined value is undefined, as Jinja2 does when an
+  // undefined value is used as an object, number or callable.
+  [[noreturn]] void fail_undefined(int line, int column) const;
 };
 
 // Insertion-ordered string-keyed map, as Python dicts are; chat-template dicts are small,
@@ -92,6 +110,7 @@ struct Callable {
 std::string to_str(const Value& v);
 std::string to_repr(const Value& v);
 std::string to_json(const Value& v, int indent, bool sort_keys);
+std::string html_escape(const std::string& s);  // markupsafe's escape()
 bool equals(const Value& a, const Value& b);
 int compare(const Value& a, const Value& b, int line, int column);  // <0, 0, >0
 

@@ -746,6 +746,96 @@ TEST_CASE("Jinja statements: loops, scoping, namespace, macros", "[chat]") {
   CHECK(r("{% generation %}x{% endgeneration %}") == "x");
 }
 
+// ---------------------------------------------------------------- undefined values
+
+// Expected values are Jinja2 3.1's (the default Undefined that transformers uses).
+TEST_CASE("Undefined values: empty, falsy and defaultable, as in Jinja2", "[chat]") {
+  auto r = [](const std::string& s, const json& ctx = json::object()) { return render_json(s, ctx); };
+  json user = {{"user", {{"name", "a"}}}};
+  CHECK(r("{% for m in missing %}never{% endfor %}"
+          "{% if missing is defined %}yes{% else %}no{% endif %}|{{ missing | default('d') }}|"
+          "{{ missing }}|{{ missing | length }}|{{ missing is none }}|{{ missing == none }}|"
+          "{{ none == missing }}|{{ missing != none }}|{{ not missing }}|{{ missing is undefined }}",
+          user) == "no|d||0|False|False|False|True|True|True");
+  // A missing key or attribute of a value is undefined too, and so is a macro argument
+  // that was not passed.
+  CHECK(r("{{ user.nickname | default('anon') }}|{{ user.nickname is defined }}|{{ user['x'] is defined }}|"
+          "{{ user.nickname }}|{% for x in user.nickname %}x{% endfor %}|{{ user.nickname | list }}",
+          user) == "anon|False|False|||[]");
+  CHECK(r("{{ n.x is defined }}|{{ n.x }}|{{ s.x }}|{{ l[5] is defined }}|{{ l[-9] }}|{{ 'ab'[7] }}",
+          {{"n", nullptr}, {"s", "str"}, {"l", {1}}}) == "False|||False||");
+  CHECK(r("{% macro m(a, b) %}[{{ a }}{{ b is defined }}]{% endmacro %}{{ m(1) }}") == "[1False]");
+  // The filters that only iterate, print or count take it as empty.
+  CHECK(r("{{ u | trim }}|{{ u | upper }}|{{ u | join(',') }}|{{ u | string }}|{{ u | sort }}|"
+          "{{ u | select | list }}|{{ u | map(attribute='x') | list }}|{{ u | sum }}|{{ u | first }}|"
+          "{{ u | items | list }}|{{ u ~ 'x' }}|{{ 'a' in u }}|{{ u in [1] }}|{{ u and 1 }}|{{ u or 2 }}") ==
+        "||||[]|[]|[]|0||[]|x|False|False||2");
+  // What Python says of Undefined: it iterates, has a length and __call__; it is no string
+  // or number, and only equal to another undefined.
+  CHECK(r("{{ u is iterable }}{{ u is sequence }}{{ u is callable }}{{ u is string }}{{ u is number }}"
+          "{{ u is mapping }}{{ u == u }}{{ u == 0 }}{{ [u] }}") ==
+        "TrueTrueTrueFalseFalseFalseTrueFalse[Undefined]");
+  CHECK(r("{% for x in [1, 2] %}{{ loop.previtem is defined }}{{ loop.nextitem is defined }};{% endfor %}") ==
+        "FalseTrue;TrueFalse;");
+}
+
+TEST_CASE("Undefined values: using one as an object or number names it", "[chat]") {
+  json user = {{"user", {{"name", "a"}}}, {"l", {1}}};
+  CHECK(error_of("{{ missing.attr }}") == "chat template: 'missing' is undefined at line 1, column 11");
+  CHECK_THAT(error_of("{{ user.nickname.first }}", user),
+             Catch::Contains("'dict object' has no attribute 'nickname'") && Catch::Contains("column 17"));
+  CHECK_THAT(error_of("{{ user['nickname']['x'] }}", user), Catch::Contains("'dict object' has no attribute 'nickname'"));
+  CHECK_THAT(error_of("{{ l[3].x }}", user), Catch::Contains("list object has no element 3"));
+  CHECK_THAT(error_of("{{ n.x.y }}", {{"n", nullptr}}), Catch::Contains("'None' has no attribute 'x'"));
+  CHECK_THAT(error_of("{% if missing.attr is defined %}{% endif %}"), Catch::Contains("'missing' is undefined"));
+  CHECK_THAT(error_of("{{ missing.strip() }}"), Catch::Contains("'missing' is undefined"));
+  CHECK_THAT(error_of("{{ missing[0] }}"), Catch::Contains("'missing' is undefined"));
+  CHECK_THAT(error_of("{{ missing[1:] }}"), Catch::Contains("'missing' is undefined"));
+  CHECK_THAT(error_of("{{ missing() }}"), Catch::Contains("'missing' is undefined"));
+  CHECK_THAT(error_of("{{ user.nick + 'x' }}", user), Catch::Contains("'dict object' has no attribute 'nick'"));
+  CHECK_THAT(error_of("{{ 1 + missing }}"), Catch::Contains("'missing' is undefined"));
+  CHECK_THAT(error_of("{{ -missing }}"), Catch::Contains("'missing' is undefined"));
+  CHECK_THAT(error_of("{{ missing < 1 }}"), Catch::Contains("'missing' is undefined"));
+  CHECK_THAT(error_of("{{ missing | int }}"), Catch::Contains("'missing' is undefined"));
+  CHECK_THAT(error_of("{{ missing | tojson }}"), Catch::Contains("not JSON serializable"));
+  CHECK_THAT(error_of("{{ [1] | map(attribute='a.b') | list }}"), Catch::Contains("'int object' has no attribute 'a'"));
+  CHECK_THAT(error_of("{% for x in [1] %}{{ loop.previtem.name }}{% endfor %}"),
+             Catch::Contains("there is no previous item"));
+  CHECK_THAT(error_of("{{ ([] | first).name }}"), Catch::Contains("No first item, sequence was empty."));
+  CHECK_THAT(error_of("{% macro m(a) %}{{ a.x }}{% endmacro %}{{ m() }}"),
+             Catch::Contains("parameter 'a' was not provided"));
+  CHECK_THAT(error_of("{% set ns = namespace() %}{{ ns.q.r }}"), Catch::Contains("'namespace object' has no attribute 'q'"));
+  // none is not undefined: iterating it is an error in Jinja2 as well.
+  CHECK_THAT(error_of("{% for x in n %}{% endfor %}", {{"n", nullptr}}), Catch::Contains("cannot iterate over none"));
+}
+
+TEST_CASE("Generators and Markup behave as Jinja2's", "[chat]") {
+  auto r = [](const std::string& s, const json& ctx = json::object()) { return render_json(s, ctx); };
+  json p = {{"p", {{{"name", "a"}, {"ok", true}}, {{"name", "b"}}}}, {"e", json::array()}, {"n", nullptr}};
+  // select and map take a false value (none) as nothing, as they test `if value` first.
+  CHECK(r("{{ n | selectattr('type', 'equalto', 'x') | list | length }}|{{ n | map(attribute='x') | list }}|"
+          "{{ n | reject | list }}|{{ 0 | select | list }}", p) == "0|[]|[]|[]");
+  // Their results are generators: always true, iterable, but with no length or JSON.
+  CHECK(r("{% if e | selectattr('ok') %}gen{% endif %}|{% if e | selectattr('ok') | list %}list{% endif %}|"
+          "{{ p | map(attribute='name') | join(',') }}|{{ p | map(attribute='name') | first }}|"
+          "{{ 'b' in p | map(attribute='name') }}|{{ (p | map(attribute='name'))[0] is defined }}|"
+          "{% for x in p | selectattr('name') %}{{ loop.index }}/{{ loop.length }}{% endfor %}", p) ==
+        "gen||a,b|a|True|False|1/22/2");
+  CHECK_THAT(error_of("{{ p | selectattr('ok') | length }}", p), Catch::Contains("has no len()"));
+  CHECK_THAT(error_of("{{ p | map(attribute='name') | tojson }}", p), Catch::Contains("not JSON serializable"));
+  // Markup (from `safe` or `escape`) + a plain string escapes the plain side; `~` does not.
+  CHECK(r("{{ 'a'|safe + '<b>' }}|{{ '<b>' + 'a'|safe }}|{{ '<b>' ~ 'a'|safe }}|{{ ('<'|safe + '<') + '<' }}|"
+          "{{ ('<'|e)|e }}|{{ '<'|safe|trim + '\"' }}|{{ ('a'|safe) * 2 + '&' }}|{{ '<' + '<' }}") ==
+        "a&lt;b&gt;|&lt;b&gt;a|<b>a|<&lt;&lt;|&lt;|<&#34;|aa&amp;|<<");
+}
+
+TEST_CASE("render() passes tools and documents as none, as apply_chat_template does", "[chat]") {
+  const std::string probe = "{{ tools is defined }} {{ tools is none }} {{ documents is none }}";
+  CHECK(render(probe, {}, false) == "True True True");
+  CHECK(render(probe, {}, false, "", "", {{"tools", json::array({1, 2})}}) == "True False True");
+  CHECK(render_json(probe, json::object()) == "False False False");  // full control: nothing added
+}
+
 // ---------------------------------------------------------------- errors and limits
 
 TEST_CASE("Errors name the construct and its position", "[chat]") {
