@@ -36,7 +36,12 @@ std::string python_type(const Value& obj) {
 }  // namespace
 
 Value Value::no_attribute(const Value& obj, const std::string& attr) {
-  return undefined("'" + python_type(obj) + "' has no attribute '" + attr + "'");
+  std::string why = "'";  // appended, not `"'" + ...`, which trips GCC 12's -Wrestrict
+  why += python_type(obj);
+  why += "' has no attribute '";
+  why += attr;
+  why += "'";
+  return undefined(std::move(why));
 }
 
 Value Value::no_element(const Value& obj, const Value& key) {
