@@ -2,6 +2,9 @@
 // were written out by reading each template by hand, plus Jinja semantics, errors and limits.
 #include <catch2/catch.hpp>
 
+#include <ctime>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -12,6 +15,7 @@
 using xent::ChatMessage;
 using xent::ChatTemplate;
 using nlohmann::json;
+using ojson = nlohmann::ordered_json;  // keeps key order, as Python's dicts (and tojson) do
 
 namespace {
 
@@ -622,6 +626,301 @@ TEST_CASE("Zephyr template relies on trim_blocks", "[chat]") {
   CHECK(render(zephyr_template, {{"system", "Be a pirate"}, {"user", "How many?"}}) ==
         "<|system|>\nBe a pirate</s>\n<|user|>\nHow many?</s>\n<|assistant|>\n");
   CHECK(xent::detect_chat_template_family(zephyr_template) == "zephyr");
+}
+
+// ---------------------------------------------------------------- the real templates, from files
+
+namespace {
+
+// tests/runtime/chat/templates/<name>: the chat_template text as the model ships it.
+std::string template_file(const std::string& name) {
+  std::ifstream in(std::string(XENT_SOURCE_DIR) + "/tests/runtime/chat/templates/" + name, std::ios::binary);
+  REQUIRE(in.good());
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string render_ordered(const std::string& source, const ojson& context) {
+  return ChatTemplate::parse(source)->render_ordered_json(context);
+}
+
+const ojson weather_tool = ojson::parse(R"({"type": "function", "function": {"name": "get_weather",
+    "description": "Get the weather", "parameters": {"type": "object",
+    "properties": {"city": {"type": "string"}}, "required": ["city"]}}})");
+const std::string weather_tool_json =
+    "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Get the "
+    "weather\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": "
+    "\"string\"}}, \"required\": [\"city\"]}}}";
+// json.dumps(weather_tool, indent=4)
+const std::string weather_tool_json4 =
+    "{\n    \"type\": \"function\",\n    \"function\": {\n        \"name\": \"get_weather\",\n"
+    "        \"description\": \"Get the weather\",\n        \"parameters\": {\n"
+    "            \"type\": \"object\",\n            \"properties\": {\n"
+    "                \"city\": {\n                    \"type\": \"string\"\n                }\n"
+    "            },\n            \"required\": [\n                \"city\"\n            ]\n"
+    "        }\n    }\n}";
+
+}  // namespace
+
+TEST_CASE("Qwen3 template: system, turns, enable_thinking", "[chat]") {
+  const std::string t = template_file("Qwen-Qwen3-0.6B.jinja");
+  CHECK(xent::detect_chat_template_family(t) == "chatml");
+  const std::string turns =
+      "<|im_start|>user\nHello!<|im_end|>\n"
+      "<|im_start|>assistant\nHi there. How can I help?<|im_end|>\n"
+      "<|im_start|>user\nWhat is 2+2?<|im_end|>\n";
+  // No default system message; the first system message is the header and skipped in the loop.
+  CHECK(render(t, with_system, true, "", "<|im_end|>") ==
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n" + turns + "<|im_start|>assistant\n");
+  CHECK(render(t, without_system, false) == turns);
+  // enable_thinking=false pre-fills an empty think block; true (or absent) leaves it to the model.
+  CHECK(render(t, without_system, true, "", "", {{"enable_thinking", false}}) ==
+        turns + "<|im_start|>assistant\n<think>\n\n</think>\n\n");
+  CHECK(render(t, without_system, true, "", "", {{"enable_thinking", true}}) == turns + "<|im_start|>assistant\n");
+}
+
+TEST_CASE("Qwen3 template: <think> kept only after the last user query", "[chat]") {
+  const std::string t = template_file("Qwen-Qwen3-0.6B.jinja");
+  ojson context = ojson::parse(R"({"add_generation_prompt": false, "messages": [
+      {"role": "user", "content": "What is 2+2?"},
+      {"role": "assistant", "content": "<think>\nadd them\n</think>\n\n4"},
+      {"role": "user", "content": "And 3+3?"},
+      {"role": "assistant", "content": "6", "reasoning_content": "\nthree plus three\n"}]})");
+  // The earlier answer loses its reasoning (split at </think>); the last keeps
+  // reasoning_content, stripped of newlines, in a think block.
+  CHECK(render_ordered(t, context) ==
+        "<|im_start|>user\nWhat is 2+2?<|im_end|>\n"
+        "<|im_start|>assistant\n4<|im_end|>\n"
+        "<|im_start|>user\nAnd 3+3?<|im_end|>\n"
+        "<|im_start|>assistant\n<think>\nthree plus three\n</think>\n\n6<|im_end|>\n");
+}
+
+TEST_CASE("Qwen3 template: tools, tool calls (object and string arguments), tool responses", "[chat]") {
+  const std::string t = template_file("Qwen-Qwen3-0.6B.jinja");
+  ojson context = ojson::parse(R"({"add_generation_prompt": true, "messages": [
+      {"role": "system", "content": "You are a helpful assistant."},
+      {"role": "user", "content": "Weather in Paris and Rome?"},
+      {"role": "assistant", "content": "<think>\nNeed two calls.\n</think>\n\nLet me check.", "tool_calls": [
+        {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+        {"type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Rome\"}"}}]},
+      {"role": "tool", "content": "{\"temp\": 18}"},
+      {"role": "tool", "content": "{\"temp\": 24}"}]})");
+  context["tools"] = ojson::array({weather_tool});
+  CHECK(render_ordered(t, context) ==
+        "<|im_start|>system\nYou are a helpful assistant.\n\n# Tools\n\nYou may call one or more "
+        "functions to assist with the user query.\n\nYou are provided with function signatures "
+        "within <tools></tools> XML tags:\n<tools>\n" + weather_tool_json +
+        "\n</tools>\n\nFor each function call, return a json object with function name and "
+        "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": "
+        "<function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n"
+        "<|im_start|>user\nWeather in Paris and Rome?<|im_end|>\n"
+        // After the last user query and with reasoning: the think block stays.
+        "<|im_start|>assistant\n<think>\nNeed two calls.\n</think>\n\nLet me check.\n"
+        "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>\n"
+        "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}\n</tool_call><|im_end|>\n"
+        // Consecutive tool messages share one user turn.
+        "<|im_start|>user\n<tool_response>\n{\"temp\": 18}\n</tool_response>\n"
+        "<tool_response>\n{\"temp\": 24}\n</tool_response><|im_end|>\n"
+        "<|im_start|>assistant\n");
+
+  // Content null (not a string) counts as ''; no tools at all leaves `tools` undefined.
+  ojson plain = ojson::parse(R"({"add_generation_prompt": false, "messages": [
+      {"role": "user", "content": "Weather?"},
+      {"role": "assistant", "content": null, "tool_calls": [
+        {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+      {"role": "tool", "content": "18C"},
+      {"role": "assistant", "content": "It is 18C."}]})");
+  CHECK(render_ordered(t, plain) ==
+        "<|im_start|>user\nWeather?<|im_end|>\n"
+        "<|im_start|>assistant\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
+        "{\"city\": \"Paris\"}}\n</tool_call><|im_end|>\n"
+        "<|im_start|>user\n<tool_response>\n18C\n</tool_response><|im_end|>\n"
+        "<|im_start|>assistant\n<think>\n\n</think>\n\nIt is 18C.<|im_end|>\n");
+}
+
+TEST_CASE("DeepSeek-R1-Distill-Qwen template: system first, </think> stripped, <think> prompt", "[chat]") {
+  const std::string t = template_file("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja");
+  std::vector<ChatMessage> messages = with_system;
+  messages.push_back({"assistant", "<think>\n2 plus 2\n</think>\n\n4"});
+  messages.push_back({"user", "Thanks"});
+  const std::string bos = "<｜begin▁of▁sentence｜>";
+  const std::string body =
+      bos + "You are a helpful assistant.<｜User｜>Hello!<｜Assistant｜>Hi there. How can I "
+      "help?<｜end▁of▁sentence｜><｜User｜>What is 2+2?<｜Assistant｜>\n\n4<｜end▁of▁sentence｜>"
+      "<｜User｜>Thanks";
+  CHECK(render(t, messages, true, bos, "<｜end▁of▁sentence｜>") == body + "<｜Assistant｜><think>\n");
+  CHECK(render(t, messages, false, bos, "<｜end▁of▁sentence｜>") == body);
+}
+
+TEST_CASE("DeepSeek-R1-Distill-Qwen template: tool calls and tool outputs", "[chat]") {
+  const std::string t = template_file("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja");
+  ojson context = ojson::parse(R"({"bos_token": "<B>", "add_generation_prompt": true, "messages": [
+      {"role": "user", "content": "Weather?"},
+      {"role": "assistant", "content": null, "tool_calls": [
+        {"type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}},
+        {"type": "function", "function": {"name": "get_time", "arguments": "{\"tz\": \"CET\"}"}}]},
+      {"role": "tool", "content": "{\"temp\": 18}"},
+      {"role": "tool", "content": "sunny"},
+      {"role": "assistant", "content": "It is 18 and sunny."}]})");
+  const std::string calls =
+      "<B><｜User｜>Weather?<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function"
+      "<｜tool▁sep｜>get_weather\n```json\n{\"city\": \"Paris\"}\n```<｜tool▁call▁end｜>"
+      "\n<｜tool▁call▁begin｜>function<｜tool▁sep｜>get_time\n```json\n{\"tz\": \"CET\"}\n```"
+      "<｜tool▁call▁end｜><｜tool▁calls▁end｜><｜end▁of▁sentence｜>"
+      "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>{\"temp\": 18}<｜tool▁output▁end｜>"
+      "\n<｜tool▁output▁begin｜>sunny<｜tool▁output▁end｜>";
+  CHECK(render_ordered(t, context) ==
+        calls + "<｜tool▁outputs▁end｜>It is 18 and sunny.<｜end▁of▁sentence｜><｜Assistant｜><think>\n");
+  // Ending on tool outputs closes them and asks for no assistant turn.
+  context["messages"].erase(4);
+  CHECK(render_ordered(t, context) == calls + "<｜tool▁outputs▁end｜>");
+}
+
+TEST_CASE("Llama 3.2 template: date_string, strftime_now, system header", "[chat]") {
+  const std::string t = template_file("meta-llama-Llama-3.2-3B-Instruct.jinja");
+  CHECK(xent::detect_chat_template_family(t) == "llama3");
+  const std::string turns =
+      "You are a helpful assistant.<|eot_id|>"
+      "<|start_header_id|>user<|end_header_id|>\n\nHello!<|eot_id|>"
+      "<|start_header_id|>assistant<|end_header_id|>\n\nHi there. How can I help?<|eot_id|>"
+      "<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|>";
+  const std::string head = "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
+                           "Cutting Knowledge Date: December 2023\nToday Date: ";
+  CHECK(render(t, with_system, true, "<|begin_of_text|>", "<|eot_id|>", {{"date_string", "26 Jul 2024"}}) ==
+        head + "26 Jul 2024\n\n" + turns + "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  // Without date_string, `strftime_now is defined` and gives today's date ("%d %b %Y").
+  auto today = [] {
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&now, &tm);
+    char buf[32];
+    return std::string(buf, std::strftime(buf, sizeof buf, "%d %b %Y", &tm));
+  };
+  std::string before = today();
+  std::string out = render(t, with_system, false, "<|begin_of_text|>", "<|eot_id|>");
+  std::string after = today();
+  CHECK((out == head + before + "\n\n" + turns || out == head + after + "\n\n" + turns));
+}
+
+TEST_CASE("Llama 3.2 template: tools in the first user message, a tool call, tool results", "[chat]") {
+  const std::string t = template_file("meta-llama-Llama-3.2-3B-Instruct.jinja");
+  ojson context = ojson::parse(R"({"bos_token": "<|begin_of_text|>", "date_string": "02 Mar 2025",
+      "add_generation_prompt": true, "messages": [
+      {"role": "system", "content": "You are a helpful assistant."},
+      {"role": "user", "content": "Weather in Paris?"},
+      {"role": "assistant", "tool_calls": [
+        {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+      {"role": "tool", "content": {"temp": 18}},
+      {"role": "ipython", "content": "sunny"}]})");
+  context["tools"] = ojson::array({weather_tool});
+  const std::string instructions =
+      "Respond in the format {\"name\": function name, \"parameters\": dictionary of argument "
+      "name and its value}.Do not use variables.\n\n";
+  CHECK(render_ordered(t, context) ==
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nEnvironment: ipython\n"
+        "Cutting Knowledge Date: December 2023\nToday Date: 02 Mar 2025\n\n"
+        "You are a helpful assistant.<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nGiven the following functions, please respond "
+        "with a JSON for a function call with its proper arguments that best answers the given "
+        "prompt.\n\n" + instructions + weather_tool_json4 + "\n\nWeather in Paris?<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n{\"name\": \"get_weather\", "
+        "\"parameters\": {\"city\": \"Paris\"}}<|eot_id|>"
+        "<|start_header_id|>ipython<|end_header_id|>\n\n{\"temp\": 18}<|eot_id|>"
+        // A string is iterable in Jinja2, so a string result goes through tojson too.
+        "<|start_header_id|>ipython<|end_header_id|>\n\n\"sunny\"<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n");
+
+  ojson in_system = ojson::parse(R"({"bos_token": "<B>", "date_string": "02 Mar 2025",
+      "tools_in_user_message": false, "add_generation_prompt": false,
+      "messages": [{"role": "user", "content": "Weather?"}]})");
+  in_system["tools"] = ojson::array({weather_tool});
+  CHECK(render_ordered(t, in_system) ==
+        "<B><|start_header_id|>system<|end_header_id|>\n\nEnvironment: ipython\n"
+        "Cutting Knowledge Date: December 2023\nToday Date: 02 Mar 2025\n\n"
+        "You have access to the following functions. To call a function, please respond with "
+        "JSON for a function call." + instructions + weather_tool_json4 + "\n\n<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nWeather?<|eot_id|>");
+
+  ojson no_user = ojson::parse(R"({"messages": [{"role": "system", "content": "s"}]})");
+  no_user["tools"] = ojson::array({weather_tool});
+  CHECK_THROWS_WITH(render_ordered(t, no_user), Catch::Contains("Cannot put tools in the first user message"));
+  ojson two_calls = context;
+  two_calls["messages"][2]["tool_calls"].push_back(two_calls["messages"][2]["tool_calls"][0]);
+  CHECK_THROWS_WITH(render_ordered(t, two_calls), Catch::Contains("only supports single tool-calls"));
+}
+
+TEST_CASE("Phi-3.5-mini template: empty system skipped, eos without generation prompt", "[chat]") {
+  const std::string t = template_file("microsoft-Phi-3.5-mini-instruct.jinja");
+  CHECK(xent::detect_chat_template_family(t) == "phi3");
+  CHECK(render(t, with_system, true, "<s>", "<|endoftext|>") ==
+        "<|system|>\nYou are a helpful assistant.<|end|>\n<|user|>\nHello!<|end|>\n"
+        "<|assistant|>\nHi there. How can I help?<|end|>\n<|user|>\nWhat is 2+2?<|end|>\n"
+        "<|assistant|>\n");
+  CHECK(render(t, {{"system", ""}, {"user", "Hello!"}, {"assistant", "Hi."}}, false, "<s>", "<|endoftext|>") ==
+        "<|user|>\nHello!<|end|>\n<|assistant|>\nHi.<|end|>\n<|endoftext|>");
+}
+
+TEST_CASE("Phi-4-mini template: tools on the system message, no newlines", "[chat]") {
+  const std::string t = template_file("microsoft-Phi-4-mini-instruct.jinja");
+  const std::string tools = "[{\"name\": \"get_weather\", \"description\": \"Get the weather\"}]";
+  ojson context = ojson::parse(R"({"eos_token": "<|endoftext|>", "add_generation_prompt": true, "messages": [
+      {"role": "system", "content": "You are a helpful assistant."},
+      {"role": "user", "content": "Hello!"},
+      {"role": "assistant", "content": "Hi there. How can I help?"},
+      {"role": "user", "content": "What is 2+2?"}]})");
+  context["messages"][0]["tools"] = tools;
+  const std::string turns =
+      "<|user|>Hello!<|end|><|assistant|>Hi there. How can I help?<|end|><|user|>What is 2+2?<|end|>";
+  CHECK(render_ordered(t, context) ==
+        "<|system|>You are a helpful assistant.<|tool|>" + tools + "<|/tool|><|end|>" + turns + "<|assistant|>");
+  // `tools` present but none is the plain system turn; so is no `tools` key.
+  context["messages"][0]["tools"] = nullptr;
+  context["add_generation_prompt"] = false;
+  CHECK(render_ordered(t, context) == "<|system|>You are a helpful assistant.<|end|>" + turns + "<|endoftext|>");
+  CHECK(render(t, with_system, false, "", "<|endoftext|>") ==
+        "<|system|>You are a helpful assistant.<|end|>" + turns + "<|endoftext|>");
+}
+
+TEST_CASE("Functionary v3.1 template: selectattr over tools = none, Markup-escaped tool list", "[chat]") {
+  const std::string t = template_file("meetkai-functionary-medium-v3.1.jinja");
+  // Without tools, `none | selectattr(...)` is empty (this failed with "cannot iterate over none").
+  CHECK(render(t, with_system, true, "<|begin_of_text|>", "<|eot_id|>") ==
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n\n"
+        "Cutting Knowledge Date: December 2023\n\n<|eot_id|>"
+        "<|start_header_id|>system<|end_header_id|>\n\nYou are a helpful assistant.<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nHello!<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\nHi there. How can I help?<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  ojson context = ojson::parse(R"({"bos_token": "<B>", "add_generation_prompt": true, "messages": [
+      {"role": "user", "content": "Weather?"},
+      {"role": "assistant", "content": "", "tool_calls": [
+        {"type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+      {"role": "tool", "content": "18C"}]})");
+  context["tools"] = ojson::array({weather_tool});
+  // `"..."|safe + x` is Markup + str, which HTML-escapes x: the JSON's quotes become &#34;.
+  CHECK(render_ordered(t, context) ==
+        "<B><|start_header_id|>system<|end_header_id|>\n\n\nCutting Knowledge Date: December 2023\n\n"
+        "\nYou have access to the following functions:\n\n"
+        "Use the function 'get_weather' to 'Get the weather'\n"
+        "{&#34;name&#34;: &#34;get_weather&#34;, &#34;description&#34;: &#34;Get the weather&#34;, "
+        "&#34;parameters&#34;: {&#34;type&#34;: &#34;object&#34;, &#34;properties&#34;: {&#34;city&#34;: "
+        "{&#34;type&#34;: &#34;string&#34;}}, &#34;required&#34;: [&#34;city&#34;]}}\n\n"
+        "\nThink very carefully before calling functions.\nIf a you choose to call a function ONLY "
+        "reply in the following format:\n<{start_tag}={function_name}>{parameters}{end_tag}\nwhere\n\n"
+        "start_tag => `<function`\nparameters => a JSON dict with the function argument name as key "
+        "and function argument value as value.\nend_tag => `</function>`\n\nHere is an example,\n"
+        "<function=example_function_name>{\"example_name\": \"example_value\"}</function>\n\n"
+        "Reminder:\n- If looking for real time information use relevant functions before falling "
+        "back to brave_search\n- Function calls MUST follow the specified format, start with "
+        "<function= and end with </function>\n- Required parameters MUST be specified\n- Only call "
+        "one function at a time\n- Put the entire function call reply on one line\n\n<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nWeather?<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n<function=get_weather>{\"city\": "
+        "\"Paris\"}</function><|eom_id|>"
+        "<|start_header_id|>ipython<|end_header_id|>\n\n18C<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
 // ---------------------------------------------------------------- built-ins
