@@ -168,6 +168,35 @@ void Context::check_tokens_in_vocab(const int32_t* tokens, size_t n) const {
                   std::to_string(n_vocab) + ")");
 }
 
+bool Context::prepare_graph(const GraphShape& shape) {
+  if (params_.reuse_graph && graph_built_ && shape == graph_shape_) return false;
+  const int64_t n = static_cast<int64_t>(shape.n_tok);
+  graph_built_ = false;
+  attention_nodes_.clear();
+  graph_.clear();
+  step_in_ = StepInputs{};
+  step_in_.tokens = graph_.input(DType::I32, n, 1, "tokens");
+  step_in_.positions = graph_.input(DType::I32, n, 1, "positions");
+  if (shape.masked) step_in_.mask = graph_.input(DType::F32, n, n, "mask");
+  seq_table_in_ = nullptr;
+  if (shape.multi) {
+    seq_table_in_ = graph_.input(DType::I32, 4, params_.n_seq_max, "sequences");
+    graph_.set_sequence_table(seq_table_in_);
+    step_in_.out_ids = graph_.input(DType::I32, static_cast<int64_t>(shape.n_out), 1, "out_ids");
+  }
+  step_in_.n_tok = static_cast<int32_t>(n);
+  step_in_.n_past = shape.multi ? 0 : seq_n_past_[0];
+  step_in_.kv = kv_.get();
+  step_in_.all_logits = shape.all_logits;
+  graph_out_ = model_.architecture().build(graph_, step_in_);
+  graph_.set_output(graph_out_);
+  for (Tensor* node : graph_.nodes())
+    if (node->op == Op::Attention) attention_nodes_.push_back(node);
+  graph_shape_ = shape;
+  graph_built_ = true;
+  return true;
+}
+
 void Context::evaluate(const int32_t* tokens, const int32_t* positions, const float* mask, size_t n,
                        bool keep_all_logits, float* logits_out) {
   const int64_t n_vocab = model_.hparams().n_vocab;
@@ -175,25 +204,7 @@ void Context::evaluate(const int32_t* tokens, const int32_t* positions, const fl
   pos_buf_.assign(positions, positions + n);
   if (mask) mask_buf_.assign(mask, mask + n * n);
   const GraphShape shape{n, mask != nullptr, keep_all_logits};
-  if (!params_.reuse_graph || !graph_built_ || !(shape == graph_shape_)) {
-    graph_built_ = false;
-    attention_nodes_.clear();
-    graph_.clear();
-    step_in_ = StepInputs{};
-    step_in_.tokens = graph_.input(DType::I32, static_cast<int64_t>(n), 1, "tokens");
-    step_in_.positions = graph_.input(DType::I32, static_cast<int64_t>(n), 1, "positions");
-    if (mask) step_in_.mask = graph_.input(DType::F32, static_cast<int64_t>(n), static_cast<int64_t>(n), "mask");
-    step_in_.n_tok = static_cast<int32_t>(n);
-    step_in_.n_past = seq_n_past_[0];
-    step_in_.kv = kv_.get();
-    step_in_.all_logits = keep_all_logits;
-    graph_out_ = model_.architecture().build(graph_, step_in_);
-    graph_.set_output(graph_out_);
-    for (Tensor* node : graph_.nodes())
-      if (node->op == Op::Attention) attention_nodes_.push_back(node);
-    graph_shape_ = shape;
-    graph_built_ = true;
-  } else {
+  if (!prepare_graph(shape)) {
     // The same graph one step on: only the cache position moves (check_tokens made sure
     // the new rows fit).
     for (Tensor* a : attention_nodes_) a->i_params[kAttnNPast] = seq_n_past_[0];
@@ -352,26 +363,7 @@ void Context::evaluate_seqs(const int32_t* tokens, const int32_t* positions, siz
   seq_table_buf_ = table;
   // A step without wanted logits still needs an output; it computes row 0's and drops it.
   out_ids_buf_ = out_rows.empty() ? std::vector<int32_t>{0} : out_rows;
-  const GraphShape shape{n, false, false, out_ids_buf_.size(), true};
-  if (!params_.reuse_graph || !graph_built_ || !(shape == graph_shape_)) {
-    graph_built_ = false;
-    attention_nodes_.clear();
-    graph_.clear();
-    step_in_ = StepInputs{};
-    step_in_.tokens = graph_.input(DType::I32, static_cast<int64_t>(n), 1, "tokens");
-    step_in_.positions = graph_.input(DType::I32, static_cast<int64_t>(n), 1, "positions");
-    Tensor* seqs = graph_.input(DType::I32, 4, params_.n_seq_max, "sequences");
-    graph_.set_sequence_table(seqs);
-    step_in_.out_ids = graph_.input(DType::I32, static_cast<int64_t>(out_ids_buf_.size()), 1, "out_ids");
-    step_in_.n_tok = static_cast<int32_t>(n);
-    step_in_.n_past = 0;
-    step_in_.kv = kv_.get();
-    graph_out_ = model_.architecture().build(graph_, step_in_);
-    graph_.set_output(graph_out_);
-    seq_table_in_ = seqs;
-    graph_shape_ = shape;
-    graph_built_ = true;
-  }
+  prepare_graph(GraphShape{n, false, false, out_ids_buf_.size(), true});
   step_in_.tokens->data = token_buf_.data();
   step_in_.positions->data = pos_buf_.data();
   step_in_.out_ids->data = out_ids_buf_.data();

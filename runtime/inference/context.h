@@ -142,6 +142,8 @@ class Context {
   // src6), out_rows the batch rows whose logits go to logits_out, in order.
   void evaluate_seqs(const int32_t* tokens, const int32_t* positions, size_t n, const std::vector<int32_t>& table,
                      const std::vector<int32_t>& out_rows, float* logits_out);
+  // Builds graph_ for a step of this shape unless the last graph fits it (then false).
+  bool prepare_graph(const GraphShape& shape);
   void check_tokens(const int32_t* tokens, size_t n) const;
   void check_tokens_in_vocab(const int32_t* tokens, size_t n) const;
 
