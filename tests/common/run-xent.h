@@ -33,4 +33,17 @@ inline XentRun run_xent(const std::string& tmp_dir, const std::string& args, con
   return r;
 }
 
+// Writes dir/NAME.gguf, a seeded model of a `xent bench --synthetic` shape with the
+// tokenizer of vocab_gguf (the bytes the peer references were made from); the path, or ""
+// with the error in *err.
+inline std::string write_synthetic(const std::string& dir, const std::string& shape, const std::string& type,
+                                   const std::string& vocab_gguf, const std::string& name, std::string* err) {
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/" + name + ".gguf";
+  const XentRun r = run_xent(dir, "bench --synthetic " + shape + " --type " + type + " --vocab " + vocab_gguf +
+                                      " -o " + path);
+  if (err) *err = r.err;
+  return r.exit_code == 0 ? path : "";
+}
+
 }  // namespace xent::test

@@ -14,7 +14,6 @@
 
 using xent::test::check_reference_at;
 using xent::test::reference_tolerance;
-using xent::test::run_xent;
 using xent::test::shared_path;
 
 namespace {
@@ -23,15 +22,14 @@ const char* const kPrompts[] = {"p1-clinical", "p2-story", "p3-note", "p4-unicod
 
 // Writes build/generated-models/NAME.gguf (NAME = SHAPE-type) and returns its path.
 std::string generate(const std::string& shape, const std::string& type, const std::string& vocab_model) {
-  const std::string dir = std::string(XENT_BINARY_DIR) + "/generated-models";
-  std::filesystem::create_directories(dir);
   std::string lower = type;
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  const std::string path = dir + "/" + shape + "-" + lower + ".gguf";
-  const auto r = run_xent(dir, "bench --synthetic " + shape + " --type " + type + " --vocab " +
-                                   shared_path("models/" + vocab_model + ".gguf") + " -o " + path);
-  INFO(r.err);
-  REQUIRE(r.exit_code == 0);
+  std::string err;
+  const std::string path = xent::test::write_synthetic(std::string(XENT_BINARY_DIR) + "/generated-models", shape, type,
+                                                       shared_path("models/" + vocab_model + ".gguf"),
+                                                       shape + "-" + lower, &err);
+  INFO(err);
+  REQUIRE(!path.empty());
   return path;
 }
 

@@ -28,7 +28,6 @@
 namespace fs = std::filesystem;
 using nlohmann::json;
 using xent::test::check_reference_at;
-using xent::test::run_xent;
 using xent::test::shared_path;
 
 namespace {
@@ -37,12 +36,11 @@ const std::string kTmp = std::string(XENT_BINARY_DIR) + "/test-convert-archs";
 const char* const kPrompts[] = {"p1-clinical", "p2-story", "p3-note", "p4-unicode"};
 
 std::string generate(const std::string& shape, const std::string& vocab_model) {
-  fs::create_directories(kTmp);
-  const std::string path = kTmp + "/" + shape + "-f16.gguf";
-  const auto r = run_xent(kTmp, "bench --synthetic " + shape + " --type F16 --vocab " +
-                                    shared_path("models/" + vocab_model + ".gguf") + " -o " + path);
-  INFO(r.err);
-  REQUIRE(r.exit_code == 0);
+  std::string err;
+  const std::string path = xent::test::write_synthetic(kTmp, shape, "F16", shared_path("models/" + vocab_model + ".gguf"),
+                                                       shape + "-f16", &err);
+  INFO(err);
+  REQUIRE(!path.empty());
   return path;
 }
 

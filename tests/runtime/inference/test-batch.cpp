@@ -25,13 +25,12 @@ std::string model_path(const char* name) { return std::string(XENT_SHARED_DIR) +
 // each sequence's own positions.
 std::string windowed_model() {
   const std::string dir = std::string(XENT_BINARY_DIR) + "/test-batch";
-  const std::string path = dir + "/tiny-gemma2-q8_0.gguf";
-  if (!std::filesystem::exists(path)) {
-    const auto r = xent::test::run_xent(dir, "bench --synthetic tiny-gemma2 --type Q8_0 --vocab " +
-                                                 model_path("tiny-llama-spm-f16.gguf") + " -o " + path);
-    INFO(r.err);
-    REQUIRE(r.exit_code == 0);
-  }
+  if (std::filesystem::exists(dir + "/tiny-gemma2-q8_0.gguf")) return dir + "/tiny-gemma2-q8_0.gguf";
+  std::string err;
+  const std::string path = xent::test::write_synthetic(dir, "tiny-gemma2", "Q8_0", model_path("tiny-llama-spm-f16.gguf"),
+                                                       "tiny-gemma2-q8_0", &err);
+  INFO(err);
+  REQUIRE(!path.empty());
   return path;
 }
 
