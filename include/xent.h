@@ -261,6 +261,9 @@ XENT_API void xent_sampler_free(xent_sampler* sampler);
 /* Samples from the context's last logits and records the token in the history; -1 on
  * failure. One thread per handle, for the sampler and for the context. */
 XENT_API xent_token xent_sampler_sample(xent_sampler* sampler, xent_context* ctx);
+/* As xent_sampler_sample, from the logits of batch token i (xent_get_logits_ith): one
+ * sampler per sequence of a xent_decode_batch step. */
+XENT_API xent_token xent_sampler_sample_ith(xent_sampler* sampler, xent_context* ctx, int32_t i);
 XENT_API void xent_sampler_accept(xent_sampler* sampler, xent_token token);
 XENT_API void xent_sampler_reset(xent_sampler* sampler);
 

@@ -574,6 +574,20 @@ xent_token xent_sampler_sample(xent_sampler* s, xent_context* c) {
   return out;
 }
 
+xent_token xent_sampler_sample_ith(xent_sampler* s, xent_context* c, int32_t i) {
+  xent_token out = -1;
+  guarded([&] {
+    if (!s || !c || i < 0) return fail(XENT_ERROR_INVALID_ARGUMENT, "xent_sampler_sample_ith: invalid argument");
+    const float* logits = c->ctx->logits_at(static_cast<size_t>(i));
+    if (!logits) return fail(XENT_ERROR_INVALID_ARGUMENT, "xent_sampler_sample_ith: token " + std::to_string(i) +
+                                                              " of the last batch kept no logits");
+    out = s->sampler->sample(logits, static_cast<int32_t>(c->ctx->n_vocab()));
+    s->sampler->accept(out);
+    return XENT_OK;
+  });
+  return out;
+}
+
 void xent_sampler_accept(xent_sampler* s, xent_token token) {
   if (s) s->sampler->accept(token);
 }
