@@ -19,6 +19,19 @@ void add_model_options(CLI::App& cmd, ModelOptions& o, bool model_required) {
   cmd.add_option("-b,--batch-size", o.batch_size, "tokens per evaluation step")->check(CLI::Range(1, 1 << 16));
   cmd.add_flag("--no-mmap", o.no_mmap, "read the model into memory instead of mapping it");
   cmd.add_flag("--mlock", o.mlock, "lock the model in memory");
+  add_lora_options(cmd, o.lora);
+}
+
+void add_lora_options(CLI::App& cmd, LoraOptions& o) {
+  cmd.add_option("--lora", o.files, "LoRA adapter (GGUF) applied with scale 1; repeatable");
+  cmd.add_option("--lora-scaled", o.scaled, "LoRA adapter and its scale: --lora-scaled FILE SCALE; repeatable");
+}
+
+std::vector<std::pair<std::string, float>> LoraOptions::list() const {
+  std::vector<std::pair<std::string, float>> out;
+  for (const std::string& f : files) out.emplace_back(f, 1.0f);
+  out.insert(out.end(), scaled.begin(), scaled.end());
+  return out;
 }
 
 void add_sampling_options(CLI::App& cmd, SamplingOptions& o) {
@@ -63,7 +76,21 @@ xent_context* create_context(xent_model* model, const ModelOptions& o) {
   cp.backends = o.backend.c_str();
   cp.n_gpu_layers = o.n_gpu_layers;
   xent_context* ctx = xent_context_create(model, &cp);
-  if (!ctx) std::fprintf(stderr, "xent: cannot create a context: %s\n", xent_last_error());
+  if (!ctx) {
+    std::fprintf(stderr, "xent: cannot create a context: %s\n", xent_last_error());
+    return nullptr;
+  }
+  for (const auto& [path, scale] : o.lora.list()) {
+    // The context keeps what it uses of the adapter; the handle is not needed after attaching.
+    xent_lora* lora = xent_lora_load(model, path.c_str());
+    const bool ok = lora && xent_context_lora_attach(ctx, lora, scale) == XENT_OK;
+    if (!ok) std::fprintf(stderr, "xent: cannot apply LoRA adapter '%s': %s\n", path.c_str(), xent_last_error());
+    xent_lora_free(lora);
+    if (!ok) {
+      xent_context_free(ctx);
+      return nullptr;
+    }
+  }
   return ctx;
 }
 

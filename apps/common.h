@@ -4,10 +4,21 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "xent.h"
 
 namespace xent::app {
+
+// LoRA adapters, as llama.cpp names the options: --lora FILE (scale 1) and --lora-scaled FILE
+// SCALE, each repeatable.
+struct LoraOptions {
+  std::vector<std::string> files;
+  std::vector<std::pair<std::string, float>> scaled;
+  // Every adapter with its scale, the --lora ones first.
+  std::vector<std::pair<std::string, float>> list() const;
+};
 
 struct ModelOptions {
   std::string model_path;
@@ -18,6 +29,7 @@ struct ModelOptions {
   int batch_size = 512;
   bool no_mmap = false;
   bool mlock = false;
+  LoraOptions lora;  // attached by create_context
 };
 
 struct SamplingOptions {
@@ -34,9 +46,11 @@ struct SamplingOptions {
 
 void add_model_options(CLI::App& cmd, ModelOptions& o, bool model_required = true);
 void add_sampling_options(CLI::App& cmd, SamplingOptions& o);
+void add_lora_options(CLI::App& cmd, LoraOptions& o);  // add_model_options includes it
 
 // Loads the model; prints one line on stderr and returns null on failure.
 xent_model* load_model(const ModelOptions& o);
+// Creates the context and attaches o.lora's adapters; prints one line and returns null on failure.
 xent_context* create_context(xent_model* model, const ModelOptions& o);
 xent_sampler* create_sampler(const SamplingOptions& o);
 

@@ -238,6 +238,37 @@ XENT_API xent_status xent_state_save(xent_context* ctx, const char* path, const 
 XENT_API xent_status xent_state_load(xent_context* ctx, const char* path, void* app_data,
                                      size_t capacity, size_t* app_bytes);
 
+/* ---- adapters (LoRA) ------------------------------------------------------- */
+
+/* A LoRA adapter: a GGUF file in the layout llama.cpp reads (general.type = adapter,
+ * adapter.type = lora, adapter.lora.alpha, "<weight>.lora_a" / ".lora_b" tensors), checked
+ * against one model when loaded: the architecture, every target weight and its shapes, and
+ * nothing in the file left unapplied. A context it is attached to computes, for each target,
+ * W·x + s·B·(A·x) with s = scale · alpha / rank (scale alone when the file has no alpha);
+ * the model is not changed, so contexts with different adapters share one model. */
+typedef struct xent_lora xent_lora;
+
+/* NULL on failure (see xent_last_error): unreadable file, an adapter for another
+ * architecture or base model, unknown tensors or keys. Thread-safe. Free it before the model. */
+XENT_API xent_lora* xent_lora_load(const xent_model* model, const char* path);
+/* Contexts it is attached to keep what they use: freeing it detaches nothing. */
+XENT_API void xent_lora_free(xent_lora* lora);
+/* Weights the adapter changes; alpha (0 when the file has none). Thread-safe. */
+XENT_API int32_t xent_lora_n_targets(const xent_lora* lora);
+XENT_API float xent_lora_alpha(const xent_lora* lora);
+
+/* Applies lora with scale (1: as trained, 0: adds nothing) from the next evaluation on,
+ * after those attached before; attaching one that is attached changes its scale. When the
+ * set or a scale changes, every sequence's cache is cleared: its rows were computed with
+ * the old weights. One thread per handle (the context's). */
+XENT_API xent_status xent_context_lora_attach(xent_context* ctx, const xent_lora* lora, float scale);
+/* XENT_ERROR_INVALID_ARGUMENT when lora is not attached; clears the cache otherwise. */
+XENT_API xent_status xent_context_lora_detach(xent_context* ctx, const xent_lora* lora);
+/* Detaches every adapter (clears the cache if there was one). */
+XENT_API xent_status xent_context_lora_clear(xent_context* ctx);
+/* Adapters attached now. */
+XENT_API int32_t xent_context_lora_count(const xent_context* ctx);
+
 /* ---- sampling --------------------------------------------------------------- */
 
 typedef struct xent_sampler_params {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <string>
@@ -398,6 +399,93 @@ SyntheticResult write_synthetic_model(const SyntheticParams& p) {
       r.tensor_bytes += f->size() * sizeof(float);
     }
   }
+  w.write(p.output);
+  return r;
+}
+
+SyntheticLoraResult write_synthetic_lora(const SyntheticLoraParams& p) {
+  if (p.rank < 1) throw Error("--synthetic-lora: the rank must be at least 1");
+  DType type;
+  if (!dtype_from_name(p.type, &type) || (type != DType::F32 && type != DType::F16 && type != DType::BF16))
+    throw Error("--synthetic-lora: --type must be F32, F16 or BF16, not '" + p.type + "'");
+  const auto base = gguf::Reader::open(p.base_path);
+  const std::string arch = base->get_string("general.architecture").value_or("");
+  if (arch.empty()) throw Error("--synthetic-lora: '" + p.base_path + "' has no general.architecture");
+  std::vector<std::string> wanted;
+  {
+    std::string cur;
+    for (const char c : p.targets + ",")
+      if (c == ',') {
+        if (!cur.empty()) wanted.push_back(cur);
+        cur.clear();
+      } else if (c != ' ') {
+        cur += c;
+      }
+  }
+  // "blk.3.attn_q.weight" -> "attn_q"; "output.weight" -> "output".
+  auto stem = [](const std::string& name) {
+    std::string s = name.substr(0, name.size() - 7);
+    if (s.rfind("blk.", 0) == 0) s = s.substr(s.find('.', 4) + 1);
+    return s;
+  };
+  struct Target {
+    const gguf::TensorInfo* w;
+    bool embedding;
+  };
+  std::vector<Target> targets;
+  std::vector<bool> used(wanted.size(), false);
+  for (const gguf::TensorInfo& t : base->tensors()) {
+    const std::string& n = t.name;
+    if (n.size() < 8 || n.compare(n.size() - 7, 7, ".weight") != 0 || t.n_dims != 2) continue;
+    const std::string st = stem(n);
+    bool take = false;
+    if (wanted.empty()) {
+      take = n.rfind("blk.", 0) == 0 || n == "output.weight";
+    } else {
+      for (size_t i = 0; i < wanted.size(); ++i)
+        if (wanted[i] == st) take = used[i] = true;
+    }
+    if (take) targets.push_back({&t, n == "token_embd.weight"});
+  }
+  for (size_t i = 0; i < wanted.size(); ++i)
+    if (!used[i]) throw Error("--synthetic-lora: the base model has no 2-D weight '" + wanted[i] + "'");
+  if (targets.empty()) throw Error("--synthetic-lora: nothing to adapt in '" + p.base_path + "'");
+
+  gguf::Writer w;
+  w.set_string("general.architecture", arch);
+  w.set_string("general.type", "adapter");
+  w.set_string("general.name", "synthetic lora r" + std::to_string(p.rank));
+  w.set_string("adapter.type", "lora");
+  w.set_f32("adapter.lora.alpha", p.alpha > 0.0f ? p.alpha : 2.0f * static_cast<float>(p.rank));
+  std::deque<std::vector<uint8_t>> bytes;  // must outlive w.write()
+  std::deque<std::string> names;
+  SyntheticLoraResult r;
+  uint64_t index = 0;
+  for (const Target& t : targets) {
+    const int64_t n_in = t.w->ne[0], n_out = t.w->ne[1];
+    // (ne0, ne1, stddev) of a and b; see the header.
+    const int64_t a_ne[2] = {t.embedding ? p.rank : n_in, t.embedding ? n_out : p.rank};
+    const int64_t b_ne[2] = {p.rank, t.embedding ? n_in : n_out};
+    const float a_sd = 1.0f / std::sqrt(static_cast<float>(t.embedding ? p.rank : n_in));
+    for (int ab = 0; ab < 2; ++ab) {
+      const int64_t* ne = ab == 0 ? a_ne : b_ne;
+      const int64_t n = ne[0] * ne[1];
+      std::vector<float> f(static_cast<size_t>(n));
+      Rng rng{mix64(mix64(p.seed) ^ ++index)};
+      fill_normal(rng, f.data(), n, 0.0f, ab == 0 ? a_sd : p.b_stddev);
+      std::vector<uint8_t>& out = bytes.emplace_back(dtype_row_bytes(type, ne[0]) * static_cast<size_t>(ne[1]));
+      if (type == DType::F32) {
+        std::memcpy(out.data(), f.data(), out.size());
+      } else {
+        auto* h = reinterpret_cast<uint16_t*>(out.data());
+        for (int64_t i = 0; i < n; ++i) h[i] = type == DType::F16 ? f32_to_fp16(f[i]) : f32_to_bf16(f[i]);
+      }
+      const std::string& name = names.emplace_back(t.w->name + (ab == 0 ? ".lora_a" : ".lora_b"));
+      w.add_tensor(name, type, {ne[0], ne[1]}, out.data(), out.size());
+      r.tensor_bytes += out.size();
+    }
+  }
+  r.n_targets = targets.size();
   w.write(p.output);
   return r;
 }

@@ -28,6 +28,30 @@ struct SyntheticResult {
 // The bytes depend on the seed only, not on the thread count. Throws xent::Error.
 SyntheticResult write_synthetic_model(const SyntheticParams& p);
 
-std::string synthetic_shape_names();  // "gpt2-124m, smollm2-135m, ..."
+std::string synthetic_shape_names();
+
+// A seeded random LoRA adapter for a base model (`xent bench --synthetic-lora RANK --base
+// BASE.gguf`), in the GGUF layout llama.cpp reads: for each target W [n_in, n_out],
+// "<name>.lora_a" [n_in, rank] and ".lora_b" [rank, n_out] (the token embedding's a
+// [rank, n_vocab], b [rank, n_embd]). a is drawn N(0, 1/n_in), b N(0, b_stddev^2), unlike
+// training's zero b, so the adapter changes the logits. For tests and measurements.
+struct SyntheticLoraParams {
+  std::string base_path;
+  std::string output;
+  int64_t rank = 16;
+  float alpha = 0.0f;        // adapter.lora.alpha; 0: 2 * rank
+  std::string type = "F16";  // F32, F16 or BF16
+  // Comma list of targets: a tensor name without ".weight" ("output", "token_embd") or a
+  // block tensor's stem ("attn_q", "ffn_down"). Empty: every 2-D weight of the blocks, and
+  // output.weight when the model has one.
+  std::string targets;
+  float b_stddev = 0.02f;
+  uint64_t seed = 42;
+};
+struct SyntheticLoraResult {
+  size_t n_targets = 0;
+  uint64_t tensor_bytes = 0;
+};
+SyntheticLoraResult write_synthetic_lora(const SyntheticLoraParams& p);  // "gpt2-124m, smollm2-135m, ..."
 
 }  // namespace xent::app

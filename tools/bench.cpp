@@ -25,6 +25,7 @@
 #include "formats/error.h"
 #include "quantize.h"
 #include "runtime/inference/context.h"
+#include "runtime/inference/lora.h"
 #include "runtime/inference/model.h"
 
 namespace xent::app {
@@ -78,6 +79,8 @@ struct BenchOptions {
   bool mem = false;
   uint64_t seed = 1234;
   SyntheticParams synthetic;
+  SyntheticLoraParams synthetic_lora;  // rank 0: none
+  LoraOptions lora;
   bool autocomplete = false;  // replay typing -f NOTE instead of pp/tg
   std::string note_path;
 };
@@ -322,7 +325,19 @@ std::vector<double> time_test_parallel(Context& ctx, const std::vector<int32_t>&
 
 int run(BenchOptions o) {
   try {
-    if (!o.synthetic.shape.empty()) {
+    if (o.synthetic_lora.rank > 0) {
+      if (!o.synthetic.shape.empty()) throw Error("--synthetic and --synthetic-lora write one file each; give one");
+      if (o.synthetic_lora.base_path.empty() || o.synthetic.output.empty())
+        throw Error("--synthetic-lora RANK needs --base BASE.gguf and -o ADAPTER.gguf");
+      o.synthetic_lora.output = o.synthetic.output;
+      o.synthetic_lora.type = o.synthetic.type;
+      o.synthetic_lora.seed = o.synthetic.seed;
+      const SyntheticLoraResult r = write_synthetic_lora(o.synthetic_lora);
+      std::fprintf(stderr, "xent bench: synthetic LoRA rank %" PRId64 " on %s -> %s: %zu targets, %s\n",
+                   o.synthetic_lora.rank, o.synthetic_lora.base_path.c_str(), o.synthetic_lora.output.c_str(),
+                   r.n_targets, human_size(r.tensor_bytes).c_str());
+      if (o.models.empty()) return 0;
+    } else if (!o.synthetic.shape.empty()) {
       const auto t0 = std::chrono::steady_clock::now();
       const SyntheticResult r = write_synthetic_model(o.synthetic);
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -388,6 +403,8 @@ int run(BenchOptions o) {
         cp.n_gpu_layers = o.n_gpu_layers;
         std::vector<std::string> notes;
         Context ctx(*model, cp, &notes);
+        const std::vector<LoraBinding> adapters = load_adapters(*model, o.lora.list());
+        ctx.set_adapters(adapters);
         std::unique_ptr<Context> multi;  // -np > 1: a context with that many sequences
         // Ready to run: the file mapped, the context made and the weights repacked.
         const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -437,6 +454,7 @@ int run(BenchOptions o) {
                   mp.n_seq_max = np;
                   mp.n_ctx = static_cast<int64_t>(n_ctx) * np;
                   multi = std::make_unique<Context>(*model, mp);
+                  multi->set_adapters(adapters);
                 }
                 multi->set_n_threads(t);
                 r.samples_ns = time_test_parallel(*multi, tokens, p, n, np, o.reps);
@@ -513,9 +531,17 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--synthetic", o->synthetic.shape,
                   "write a random-weight model of a real shape: " + synthetic_shape_names());
   cmd->add_option("--type", o->synthetic.type, "--synthetic: weight type as xent quantize names it (F16, Q8_0, Q4_K_M ...)");
-  cmd->add_option("-o", o->synthetic.output, "--synthetic: the GGUF file to write");
+  cmd->add_option("-o", o->synthetic.output, "--synthetic, --synthetic-lora: the GGUF file to write");
   cmd->add_option("--vocab", o->synthetic.vocab_path, "--synthetic: copy the tokenizer of this GGUF (default: synthetic)");
-  cmd->add_option("--synthetic-seed", o->synthetic.seed, "--synthetic: seed of the weights");
+  cmd->add_option("--synthetic-seed", o->synthetic.seed, "--synthetic, --synthetic-lora: seed of the weights");
+  cmd->add_option("--synthetic-lora", o->synthetic_lora.rank,
+                  "write a random LoRA adapter of this rank for --base (-o the file, --type F32/F16/BF16)")
+      ->check(CLI::Range(1, 1 << 16));
+  cmd->add_option("--base", o->synthetic_lora.base_path, "--synthetic-lora: the base model it adapts");
+  cmd->add_option("--lora-alpha", o->synthetic_lora.alpha, "--synthetic-lora: adapter.lora.alpha (default 2 x rank)");
+  cmd->add_option("--lora-targets", o->synthetic_lora.targets,
+                  "--synthetic-lora: comma list (attn_q, ffn_down, output, token_embd ...; default: every block weight and output)");
+  add_lora_options(*cmd, o->lora);
   cmd->add_flag("--autocomplete", o->autocomplete,
                "replay typing the note -f FILE and report suggestion latency (p50/p95/p99 ms) instead");
   cmd->add_option("-f,--file", o->note_path, "--autocomplete: the note to type");

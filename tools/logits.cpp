@@ -14,6 +14,7 @@
 #include "common.h"
 #include "formats/error.h"
 #include "runtime/inference/context.h"
+#include "runtime/inference/lora.h"
 #include "runtime/inference/model.h"
 
 namespace xent::app {
@@ -58,6 +59,7 @@ int run(const LogitsOptions& o) {
     cp.cpu_reference_kernels = o.reference_kernels;
     std::vector<std::string> notes;
     Context ctx(*model, cp, &notes);
+    ctx.set_adapters(load_adapters(*model, o.model.lora.list()));
     for (const std::string& n : notes) std::fprintf(stderr, "xent: %s\n", n.c_str());
     const Tokenizer& tok = model->tokenizer();
     const int64_t n_vocab = model->hparams().n_vocab;

@@ -12,6 +12,7 @@
 #include "common.h"
 #include "formats/error.h"
 #include "runtime/inference/context.h"
+#include "runtime/inference/lora.h"
 #include "runtime/inference/model.h"
 
 namespace xent::app {
@@ -24,6 +25,7 @@ struct PerplexityOptions {
   int threads = 0;
   int ubatch = 512;
   std::string backend = "cpu";
+  LoraOptions lora;  // on -m's model, not on --kl-base's
 };
 
 // log-softmax of one row, in double: the sums over a large vocabulary need the precision.
@@ -77,6 +79,7 @@ int run(PerplexityOptions o) {
       throw Error("--ctx " + std::to_string(o.ctx) + " exceeds the model's " + std::to_string(model->hparams().n_ctx_train) +
                   "-token position table");
     std::unique_ptr<Context> ctx = make_context(*model, o);
+    ctx->set_adapters(load_adapters(*model, o.lora.list()));
     const Tokenizer& tok = model->tokenizer();
     const std::vector<int32_t> tokens = tok.encode(text, true, false);
 
@@ -168,6 +171,7 @@ void add_perplexity_command(CLI::App& app, int& exit_code) {
   cmd->add_option("-t,--threads", o->threads, "CPU threads (0: all)")->check(CLI::Range(0, 1024));
   cmd->add_option("-b,--batch-size", o->ubatch, "tokens per evaluation step")->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--backend", o->backend, "backends in preference order: cpu, vulkan, cuda");
+  add_lora_options(*cmd, o->lora);
   cmd->callback([o, &exit_code] { exit_code = run(*o); });
 }
 

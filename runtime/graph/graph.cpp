@@ -65,7 +65,29 @@ Tensor* Graph::input(DType type, int64_t ne0, int64_t ne1, const char* name) {
   return t;
 }
 
+const std::vector<Graph::WeightDelta>* Graph::deltas_of(const Tensor* w) const {
+  if (!deltas_ || deltas_->empty()) return nullptr;
+  auto it = deltas_->find(w);
+  return it == deltas_->end() ? nullptr : &it->second;
+}
+
 Tensor* Graph::get_rows(Tensor* table, Tensor* ids) {
+  Tensor* t = plain_get_rows(table, ids);
+  if (const std::vector<WeightDelta>* ds = deltas_of(table))
+    for (const WeightDelta& d : *ds)
+      if (d.embedding) t = add(t, scale(plain_mul_mat(d.b, plain_get_rows(d.a, ids)), d.scale));
+  return t;
+}
+
+Tensor* Graph::mul_mat(Tensor* w, Tensor* x) {
+  Tensor* t = plain_mul_mat(w, x);
+  if (const std::vector<WeightDelta>* ds = deltas_of(w))
+    for (const WeightDelta& d : *ds)
+      if (!d.embedding) t = add(t, scale(plain_mul_mat(d.b, plain_mul_mat(d.a, x)), d.scale));
+  return t;
+}
+
+Tensor* Graph::plain_get_rows(Tensor* table, Tensor* ids) {
   if (ids->type != DType::I32 || ids->ne[1] != 1) shape_error("get_rows", *table, *ids);
   Tensor* t = new_node(Op::GetRows, DType::F32, table->ne[0], ids->ne[0], 1, 1);
   t->src[0] = table;
@@ -73,7 +95,7 @@ Tensor* Graph::get_rows(Tensor* table, Tensor* ids) {
   return t;
 }
 
-Tensor* Graph::mul_mat(Tensor* w, Tensor* x) {
+Tensor* Graph::plain_mul_mat(Tensor* w, Tensor* x) {
   if (w->ne[0] != x->ne[0] || x->type != DType::F32 || w->ne[2] != 1 || w->ne[3] != 1)
     shape_error("mul_mat", *w, *x);
   Tensor* t = new_node(Op::MulMat, DType::F32, w->ne[1], x->ne[1], x->ne[2], x->ne[3]);

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <vector>
 
 #include "core/tensor.h"
@@ -16,6 +17,7 @@ class Graph {
   // Wraps a tensor owned elsewhere (weights, caches) so ops can use it.
   Tensor* external(Tensor* t) { return t; }
 
+  // Both add the weight deltas set for `table` / `w` (set_weight_deltas).
   Tensor* get_rows(Tensor* table, Tensor* ids);
   Tensor* mul_mat(Tensor* w, Tensor* x);
   Tensor* add(Tensor* a, Tensor* b);
@@ -58,6 +60,21 @@ class Graph {
   // The columns [first, first + n) of every row of a 2-D tensor, e.g. one token's logits.
   Tensor* rows(Tensor* x, int64_t first, int64_t n);
 
+  // Low-rank weight updates (LoRA adapters), applied where the model code uses a weight, so
+  // every architecture gets them from its ordinary mul_mat/get_rows calls:
+  //   mul_mat(w, x)      -> w·x + scale · b·(a·x)            a [n_in, r], b [r, n_out]
+  //   get_rows(w, ids)   -> rows + scale · b·get_rows(a, ids)  (embedding: a [r, n_rows], b [r, n_embd])
+  // once per delta, in order. The map belongs to the caller and must outlive the graphs built
+  // with it; clear() keeps it. Null or empty: the plain graph.
+  struct WeightDelta {
+    Tensor* a = nullptr;
+    Tensor* b = nullptr;
+    float scale = 0.0f;
+    bool embedding = false;  // applies to get_rows, not mul_mat
+  };
+  using WeightDeltas = std::map<const Tensor*, std::vector<WeightDelta>>;
+  void set_weight_deltas(const WeightDeltas* deltas) { deltas_ = deltas; }
+
   void set_current_layer(int layer) { layer_ = layer; }
   void set_output(Tensor* t);
   Tensor* output() const { return output_; }
@@ -71,6 +88,10 @@ class Graph {
 
  private:
   Tensor* new_node(Op op, DType type, int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3);
+  Tensor* plain_get_rows(Tensor* table, Tensor* ids);
+  Tensor* plain_mul_mat(Tensor* w, Tensor* x);
+  const std::vector<WeightDelta>* deltas_of(const Tensor* w) const;
+  const WeightDeltas* deltas_ = nullptr;
   std::deque<Tensor> pool_;  // stable addresses
   std::vector<Tensor*> nodes_;
   std::vector<Tensor*> inputs_;

@@ -8,6 +8,7 @@
 #include "backends/cpu/cpu-backend.h"
 #include "backends/cpu/packed-weights.h"
 #include "formats/error.h"
+#include "runtime/inference/lora.h"
 
 namespace xent {
 
@@ -31,14 +32,16 @@ Context::Context(const Model& model, const ContextParams& params, std::vector<st
   const HParams& hp = model.hparams();
   n_ctx_ = params.n_ctx > 0 ? params.n_ctx : std::min<int64_t>(hp.n_ctx_train, 4096);
   if (n_ctx_ <= 0) throw Error("context: invalid context size " + std::to_string(n_ctx_));
-  if (hp.learned_positions && n_ctx_ > hp.n_ctx_train)
-    throw Error("context: " + std::to_string(n_ctx_) + " tokens requested, but this " + hp.arch +
-                " model has learned positions for only " + std::to_string(hp.n_ctx_train));
   if (n_ctx_ > (int64_t{1} << 24)) throw Error("context: size " + std::to_string(n_ctx_) + " is too large");
   if (params_.n_ubatch <= 0) params_.n_ubatch = 512;
   if (params_.n_seq_max < 1 || params_.n_seq_max > 256 || params_.n_seq_max > n_ctx_)
     throw Error("context: " + std::to_string(params_.n_seq_max) + " sequences cannot share " +
                 std::to_string(n_ctx_) + " cells (1 to 256, at least one cell each)");
+  // Positions count within a sequence: each one's cells are what must fit the table.
+  const int64_t cells_per_seq = n_ctx_ / params_.n_seq_max;
+  if (hp.learned_positions && cells_per_seq > hp.n_ctx_train)
+    throw Error("context: " + std::to_string(cells_per_seq) + " tokens per sequence requested, but this " +
+                hp.arch + " model has learned positions for only " + std::to_string(hp.n_ctx_train));
   seq_n_past_.assign(static_cast<size_t>(params_.n_seq_max), 0);
 
   const int n_threads = params.n_threads > 0
@@ -140,6 +143,22 @@ Context::Context(const Model& model, const ContextParams& params, std::vector<st
 Context::~Context() = default;
 
 size_t Context::repacked_bytes() const { return packed_ ? packed_->bytes : 0; }
+
+void Context::set_adapters(std::vector<LoraBinding> adapters) {
+  Graph::WeightDeltas deltas;
+  for (const auto& [ad, scale] : adapters) {
+    if (!ad) throw Error("context: null LoRA adapter");
+    if (&ad->base() != &model_)
+      throw Error("context: LoRA adapter '" + ad->path() + "' was loaded for another model");
+    for (const LoraTarget& t : ad->targets())
+      deltas[t.weight].push_back(Graph::WeightDelta{const_cast<Tensor*>(&t.a), const_cast<Tensor*>(&t.b),
+                                                    ad->scale_for(t, scale), t.embedding});
+  }
+  adapters_ = std::move(adapters);
+  deltas_ = std::move(deltas);
+  graph_.set_weight_deltas(&deltas_);
+  graph_built_ = false;  // the next step builds a graph with the new deltas
+}
 
 void Context::set_n_threads(int n) {
   for (auto& b : backends_) b->set_n_threads(n);

@@ -5,6 +5,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backends/backend.h"
@@ -17,6 +18,9 @@ namespace xent {
 namespace cpu {
 struct PackedWeights;
 }
+class LoraAdapter;
+// An adapter and the scale it is applied with (LoraAdapter::scale_for).
+using LoraBinding = std::pair<std::shared_ptr<const LoraAdapter>, float>;
 
 // "vulkan,cpu" -> {"vulkan", "cpu"}: a --backend value split at commas, spaces dropped;
 // {"cpu"} when nothing is left.
@@ -103,9 +107,16 @@ class Context {
   uint64_t n_tokens_evaluated() const { return n_evaluated_; }  // since creation
   const Model& model() const { return model_; }
   KvCache& kv_cache() { return *kv_; }
+  const KvCache& kv_cache() const { return *kv_; }
   const std::vector<std::unique_ptr<Backend>>& backends() const { return backends_; }
   const Scheduler& scheduler() const { return *sched_; }
   void set_n_threads(int n);
+  // LoRA adapters applied from the next evaluation on, in this order, replacing the ones set
+  // before ({}: none). The cache is left as it is: rows already evaluated keep what the
+  // adapters of their time computed, so callers usually truncate(0) too. Throws xent::Error
+  // for an adapter loaded for another model. Scale 0 keeps the adapter's nodes (adding zeros).
+  void set_adapters(std::vector<LoraBinding> adapters);
+  const std::vector<LoraBinding>& adapters() const { return adapters_; }
   // Bytes of weights the CPU backend reads from its repacked copy instead of the file.
   size_t repacked_bytes() const;
 
@@ -120,6 +131,8 @@ class Context {
   std::deque<Tensor> resident_weights_;
   std::vector<std::unique_ptr<Buffer>> weight_buffers_;
   std::shared_ptr<const cpu::PackedWeights> packed_;  // the model's, shared
+  std::vector<LoraBinding> adapters_;
+  Graph::WeightDeltas deltas_;  // from adapters_, what graph_ applies
   Graph graph_;
   // What graph_ was built for; reused while a step has the same shape.
   struct GraphShape {
