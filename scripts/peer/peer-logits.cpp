@@ -3,7 +3,8 @@
 // the repository against a llama.cpp checkout by scripts/peer/make-references.sh; not part
 // of xent's build.
 //
-//   peer-logits MODEL.gguf NAME OUT_DIR PROMPT.txt...   ->  OUT_DIR/NAME--PROMPT.json
+//   peer-logits [--lora-scaled ADAPTER.gguf SCALE]... MODEL.gguf NAME OUT_DIR PROMPT.txt...
+//     ->  OUT_DIR/NAME--PROMPT.json
 #include <llama.h>
 
 #include <algorithm>
@@ -43,8 +44,16 @@ nlohmann::json top10(const float* logits, int n_vocab) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Leading --lora-scaled FILE SCALE pairs: adapters set on every context (llama_set_adapter_lora).
+  std::vector<std::pair<std::string, float>> loras;
+  while (argc >= 4 && std::string(argv[1]) == "--lora-scaled") {
+    loras.emplace_back(argv[2], std::stof(argv[3]));
+    argv[3] = argv[0];
+    argv += 3;
+    argc -= 3;
+  }
   if (argc < 5) {
-    std::fprintf(stderr, "usage: %s MODEL.gguf NAME OUT_DIR PROMPT.txt...\n", argv[0]);
+    std::fprintf(stderr, "usage: %s [--lora-scaled ADAPTER.gguf SCALE]... MODEL.gguf NAME OUT_DIR PROMPT.txt...\n", argv[0]);
     return 2;
   }
   llama_backend_init();
@@ -58,6 +67,15 @@ int main(int argc, char** argv) {
   const llama_vocab* vocab = llama_model_get_vocab(model);
   const int n_vocab = llama_vocab_n_tokens(vocab);
   const std::string name = argv[2], out_dir = argv[3];
+  std::vector<std::pair<llama_adapter_lora*, float>> adapters;
+  for (const auto& [path, scale] : loras) {
+    llama_adapter_lora* a = llama_adapter_lora_init(model, path.c_str());
+    if (!a) {
+      std::fprintf(stderr, "cannot load adapter %s\n", path.c_str());
+      return 1;
+    }
+    adapters.emplace_back(a, scale);
+  }
 
   for (int a = 4; a < argc; ++a) {
     const std::string prompt = read_file(argv[a]);
@@ -68,6 +86,7 @@ int main(int argc, char** argv) {
     cp.n_threads = 2;
     cp.n_threads_batch = 2;
     llama_context* ctx = llama_init_from_model(model, cp);
+    for (const auto& [a, scale] : adapters) llama_set_adapter_lora(ctx, a, scale);
 
     std::vector<llama_token> tokens(prompt.size() + 8);
     const int n = llama_tokenize(vocab, prompt.data(), static_cast<int32_t>(prompt.size()), tokens.data(),
@@ -128,6 +147,7 @@ int main(int argc, char** argv) {
     std::printf("%s: %d tokens, %zu greedy\n", path.c_str(), n, greedy.size());
     llama_free(ctx);
   }
+  for (const auto& [a, scale] : adapters) llama_adapter_lora_free(a);
   llama_model_free(model);
   return 0;
 }

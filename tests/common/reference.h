@@ -9,9 +9,11 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/inference/context.h"
+#include "runtime/inference/lora.h"
 #include "runtime/inference/model.h"
 
 namespace xent::test {
@@ -46,7 +48,7 @@ struct ReferenceResult {
 // shared/reference/logits (check_reference).
 inline ReferenceResult check_reference_at(const std::string& model_path, const std::string& ref_path,
                                           const std::string& prompt_name, const ContextParams& base_params,
-                                          float tol) {
+                                          float tol, const std::vector<std::pair<std::string, float>>& loras = {}) {
   INFO("reference " << ref_path << " model " << model_path << " ubatch " << base_params.n_ubatch);
   REQUIRE(file_exists(ref_path));
   REQUIRE(file_exists(model_path));
@@ -59,6 +61,7 @@ inline ReferenceResult check_reference_at(const std::string& model_path, const s
   REQUIRE(tokens == ref["tokens"].get<std::vector<int32_t>>());
 
   Context ctx(*model, base_params);
+  ctx.set_adapters(load_adapters(*model, loras));  // LoRA adapters (path, scale), as the reference had them
   ctx.decode(tokens.data(), tokens.size(), /*all_logits=*/true);
   const int64_t n_vocab = model->hparams().n_vocab;
 
