@@ -224,7 +224,8 @@ std::string new_request_id(bool chat) {
 json usage_json(const GenerationResult& r) {
   return {{"prompt_tokens", r.n_prompt},
           {"completion_tokens", r.n_completion},
-          {"total_tokens", r.n_prompt + r.n_completion}};
+          {"total_tokens", r.n_prompt + r.n_completion},
+          {"prompt_tokens_details", {{"cached_tokens", r.n_cached}}}};
 }
 
 json timings_json(const GenerationResult& r) {

@@ -42,7 +42,7 @@ std::string file_stem(const std::string& path) {
 
 class Server {
  public:
-  Server(const Options& o, xent_model* model, SlotPool& pool) : o_(o), pool_(pool) {
+  Server(const Options& o, xent_model* model, Engine& engine, SlotPool& pool) : o_(o), engine_(engine), pool_(pool) {
     info_.model = model;
     info_.model_id = o.alias.empty() ? file_stem(o.model.model_path) : o.alias;
     info_.max_tokens_limit = o.max_tokens_limit;
@@ -78,6 +78,7 @@ class Server {
   void autocomplete(const httplib::Request& req, httplib::Response& res);
 
   const Options& o_;
+  Engine& engine_;
   SlotPool& pool_;
   ServerInfo info_;
   httplib::Server http_;
@@ -125,9 +126,13 @@ void Server::install() {
   });
   http_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     const json j = {{"status", "ok"},
-                    {"slots", pool_.n_slots()},
-                    {"slots_busy", pool_.n_busy()},
-                    {"requests_waiting", pool_.n_waiting()}};
+                    {"slots", engine_.n_slots()},
+                    {"slots_busy", engine_.n_busy()},
+                    {"requests_waiting", engine_.n_waiting()},
+                    {"n_ctx_slot", engine_.n_ctx_slot()},
+                    {"batch_steps", engine_.n_steps()},
+                    {"autocomplete_busy", pool_.n_busy()},
+                    {"autocomplete_waiting", pool_.n_waiting()}};
     res.set_content(dump(j), kJson);
   });
   http_.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
@@ -158,29 +163,46 @@ void Server::generation(const httplib::Request& http_req, httplib::Response& res
   auto req = std::make_shared<GenerationRequest>(chat ? parse_chat_request(body, info_)
                                                       : parse_completion_request(body, info_));
   const std::string id = new_request_id(chat);
-  // The slot is taken before answering, so a full queue is a plain 503 and not an error
-  // in the middle of a stream.
-  std::shared_ptr<SlotPool::Lease> lease = pool_.acquire(req->prompt, std::chrono::seconds(o_.queue_timeout_s));
+  // The request waits for its slot before the answer starts, so a full queue or a queue
+  // timeout is a plain 503 and not an error in the middle of a stream.
+  std::shared_ptr<Job> job = engine_.submit(req);
+  struct CancelOnExit {  // a handler that ends early (an exception) releases the slot
+    std::shared_ptr<Job> job;
+    ~CancelOnExit() { job->cancelled = true; }
+  };
+  try {
+    job->wait_started();
+  } catch (...) {
+    job->cancelled = true;
+    throw;
+  }
   if (!req->stream) {
-    const GenerationResult r = generate(lease->slot(), *req, [](const std::string&) { return true; });
+    CancelOnExit guard{job};
+    const GenerationResult r = job->wait_result();
     res.set_content(dump(completion_response(*req, r, info_, id)), kJson);
     return;
   }
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [this, req, lease, id](size_t, httplib::DataSink& sink) {
+      [this, req, job, id](size_t, httplib::DataSink& sink) {
         auto send = [&sink](const json& j) {
           const std::string line = "data: " + dump(j) + "\n\n";
           return sink.write(line.data(), line.size());
         };
         bool first = true;
         try {
-          const GenerationResult r = generate(lease->slot(), *req, [&](const std::string& delta) {
-            const bool ok = send(stream_chunk(*req, delta, nullptr, info_, id, first));
+          std::string delta;
+          while (job->next_text(&delta)) {
+            if (!send(stream_chunk(*req, delta, nullptr, info_, id, first))) {
+              job->cancelled = true;  // the client went away: the engine frees the slot
+              sink.done();
+              return false;
+            }
             first = false;
-            return ok;
-          });
+            delta.clear();
+          }
+          const GenerationResult r = job->wait_result();
           json last = stream_chunk(*req, "", &r.finish_reason, info_, id, first);
           last["timings"] = timings_json(r);
           send(last);
@@ -199,7 +221,8 @@ void Server::generation(const httplib::Request& http_req, httplib::Response& res
         sink.write(done.data(), done.size());
         sink.done();
         return true;
-      });
+      },
+      [job](bool) { job->cancelled = true; });  // done or dropped: nothing more to send
 }
 
 void Server::autocomplete(const httplib::Request& http_req, httplib::Response& res) {
@@ -248,31 +271,33 @@ int run_server(const Options& o) {
     print_error("serve", "--parallel must be at least 1");
     return 1;
   }
-  xent_model* model = load_model(o.model);
-  if (!model) return 1;
-  std::unique_ptr<xent_model, decltype(&xent_model_free)> model_guard(model, xent_model_free);
-  std::unique_ptr<SlotPool> pool;
-  try {
-    pool = std::make_unique<SlotPool>(model, o.model, o.parallel, o.max_queue);
-  } catch (const std::exception& e) {
-    print_error("serve", e.what());
-    return 1;
-  }
-  Server server(o, model, *pool);
-  // Every slot has the same context size: the first one says what it is.
-  {
-    auto lease = pool->acquire("", std::chrono::milliseconds(0));
-    server.set_n_ctx(xent_context_n_ctx(lease->slot().ctx));
-  }
-  server.install();
-
   // SIGINT/SIGTERM stop the server from a thread of its own (httplib's stop() is not
-  // async-signal-safe); block them before any other thread starts.
+  // async-signal-safe); block them before any other thread
+  // starts (the engine's scheduler, the compute threads).
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  xent_model* model = load_model(o.model);
+  if (!model) return 1;
+  std::unique_ptr<xent_model, decltype(&xent_model_free)> model_guard(model, xent_model_free);
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<SlotPool> pool;
+  try {
+    engine = std::make_unique<Engine>(model, o.model, o.parallel, o.max_queue, o.queue_timeout_s);
+    pool = std::make_unique<SlotPool>(model, o.model, o.parallel, o.max_queue);
+  } catch (const std::exception& e) {
+    print_error("serve", e.what());
+    return 1;
+  }
+  Server server(o, model, *engine, *pool);
+  server.set_n_ctx(engine->n_ctx_slot());
+  std::fprintf(stderr, "xent serve: KV cache %d cells = %d slot(s) x %d, %.1f MiB\n",
+               engine->n_ctx_slot() * o.parallel, o.parallel, engine->n_ctx_slot(),
+               static_cast<double>(engine->kv_bytes()) / (1024.0 * 1024.0));
+  server.install();
 
   const int port = o.port == 0 ? server.http().bind_to_any_port(o.host)
                                : (server.http().bind_to_port(o.host, o.port) ? o.port : -1);
@@ -311,7 +336,9 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--host", o->host, "address to listen on (default: loopback only)");
   cmd->add_option("--port", o->port, "port (0: any free port)")->check(CLI::Range(0, 65535));
   cmd->add_option("--api-key", o->api_key, "require 'Authorization: Bearer KEY' on every request");
-  cmd->add_option("--parallel,--np", o->parallel, "slots: requests evaluated at once (-np works too)")->check(CLI::Range(1, 64));
+  cmd->add_option("--parallel,--np", o->parallel,
+                  "slots: requests decoded together in one batch per step; --ctx-size is shared among them "
+                  "(-np works too)")->check(CLI::Range(1, 64));
   cmd->add_option("--max-queue", o->max_queue, "requests that may wait for a slot")->check(CLI::Range(0, 4096));
   cmd->add_option("--max-body", o->max_body_bytes, "largest request body in bytes")->check(CLI::Range(1024, 1 << 28));
   cmd->add_option("--max-tokens", o->max_tokens_limit, "largest max_tokens a request may ask for")

@@ -1,5 +1,6 @@
 // `xent serve`, shared between its files: serve.cpp (HTTP routes, auth, limits),
-// serve-openai.cpp (request validation, response JSON), serve-slots.cpp (contexts, queue).
+// serve-openai.cpp (request validation, response JSON), serve-engine.cpp (the batching
+// scheduler), serve-slots.cpp (autocomplete contexts).
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common.h"
@@ -76,7 +78,7 @@ GenerationRequest parse_completion_request(const json& body, const ServerInfo& i
 GenerationRequest parse_chat_request(const json& body, const ServerInfo& info);
 AutocompleteRequest parse_autocomplete_request(const json& body);
 
-// ---- generation on a slot (serve-slots.cpp) ---------------------------------------
+// ---- what a generation produced (serve-engine.cpp) --------------------------------
 
 struct GenerationResult {
   std::string text;
@@ -97,9 +99,93 @@ json usage_json(const GenerationResult& r);
 json timings_json(const GenerationResult& r);
 std::string new_request_id(bool chat);
 
-// ---- slots (serve-slots.cpp) -------------------------------------------------------
+// ---- the batching engine (serve-engine.cpp) ---------------------------------------
 
-// One inference session: a context (its own KV cache) and an autocomplete engine on it.
+// One generation request in the engine. The HTTP thread creates it and reads its text;
+// the engine's scheduler thread fills it.
+struct Job {
+  std::shared_ptr<const GenerationRequest> req;
+  std::vector<xent_token> prompt;          // req->prompt tokenized
+  std::atomic<bool> cancelled{false};      // set by the HTTP thread: the client is gone
+
+  // Blocks until the job has a slot (returns) or failed before it got one (throws the
+  // ApiError: queue timeout, a prompt that cannot fit).
+  void wait_started();
+  // Blocks until there is final text (appended to *out, true) or the job is over (false).
+  // Throws the job's ApiError if it failed.
+  bool next_text(std::string* out);
+  // Blocks until the job is over; throws its ApiError if it failed.
+  GenerationResult wait_result();
+
+  // ---- scheduler side ----
+  void start();
+  void emit(const std::string& text);
+  void finish(GenerationResult r);
+  void fail(const ApiError& e);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool started_ = false, done_ = false;
+  std::string text_;
+  GenerationResult result_;
+  std::unique_ptr<ApiError> error_;
+};
+
+// Continuous batching on one context: n_slots sequences share one KV cache (each gets
+// n_ctx / n_slots cells) and every step evaluates one batch that holds the next token of
+// every generating slot and a chunk of at most the remaining batch of the prompts being
+// read. New requests are admitted between steps; a slot keeps its cells after a request
+// so that the next one with the same prefix (note, system prompt) skips it, and a prefix
+// held by another slot is copied instead of recomputed.
+class Engine {
+ public:
+  // Throws std::runtime_error when the context cannot be created.
+  Engine(xent_model* model, const ModelOptions& o, int n_slots, int max_queue, int queue_timeout_s);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Tokenizes and queues a request. Throws ApiError 503 when the queue is full, 400 when
+  // the prompt does not fit a slot.
+  std::shared_ptr<Job> submit(std::shared_ptr<const GenerationRequest> req);
+
+  int n_slots() const { return n_slots_; }
+  int32_t n_ctx_slot() const { return n_ctx_slot_; }
+  uint64_t kv_bytes() const;
+  int n_busy() const { return n_busy_.load(); }
+  int n_waiting();
+  uint64_t n_steps() const { return n_steps_.load(); }
+
+ private:
+  struct Slot;
+  void loop();
+  void admit(const std::shared_ptr<Job>& job, Slot& slot);
+  void end_slot(Slot& slot, bool keep_cells);
+
+  xent_model* model_;
+  xent_context* ctx_ = nullptr;
+  int n_slots_ = 0, max_queue_ = 0, queue_timeout_s_ = 0;
+  int32_t n_ctx_slot_ = 0, n_batch_ = 512;
+  std::vector<std::unique_ptr<Slot>> slots_;
+
+  std::mutex mu_;
+  std::condition_variable wake_;
+  struct Waiting {
+    std::shared_ptr<Job> job;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::vector<Waiting> queue_;
+  bool stop_ = false;
+  std::atomic<int> n_busy_{0};
+  std::atomic<uint64_t> n_steps_{0};
+  std::thread thread_;
+};
+
+// ---- autocomplete contexts (serve-slots.cpp) --------------------------------------
+
+// Autocomplete evaluates a tree of candidate tokens per step on a context of its own;
+// these are made when the first autocomplete request needs one.
 struct Slot {
   int id = 0;
   xent_context* ctx = nullptr;
@@ -111,7 +197,6 @@ struct Slot {
 
 class SlotPool {
  public:
-  // Throws std::runtime_error when a context cannot be created.
   SlotPool(xent_model* model, const ModelOptions& o, int n_slots, int max_queue);
   ~SlotPool();
   SlotPool(const SlotPool&) = delete;
@@ -131,7 +216,8 @@ class SlotPool {
     Slot* slot_;
   };
   // Waits for a free slot, preferring the one whose cache holds the longest prefix of
-  // `text`. Throws ApiError 503 when the queue is full or the wait times out.
+  // `text`, and creates its context on first use. Throws ApiError 503 when the queue is
+  // full or the wait times out, 500 when a context cannot be created.
   std::unique_ptr<Lease> acquire(const std::string& text, std::chrono::milliseconds timeout);
 
   // Autocomplete sessions: begin() returns this request's number and cancels the
@@ -146,6 +232,8 @@ class SlotPool {
 
  private:
   void release(Slot* slot);
+  xent_model* model_;
+  ModelOptions options_;
   std::vector<std::unique_ptr<Slot>> slots_;
   std::mutex mutex_;
   std::condition_variable freed_;
@@ -154,11 +242,5 @@ class SlotPool {
   std::map<std::string, uint64_t> sessions_;
   uint64_t session_seq_ = 0;
 };
-
-// Runs a generation on the slot. on_text gets each piece of text that is final (stop
-// strings held back, UTF-8 complete); returning false stops (client gone). Throws
-// ApiError on evaluation failures.
-GenerationResult generate(Slot& slot, const GenerationRequest& req,
-                          const std::function<bool(const std::string&)>& on_text);
 
 }  // namespace xent::app::serve

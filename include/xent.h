@@ -188,6 +188,10 @@ XENT_API int32_t xent_context_n_ctx(const xent_context* ctx);
 XENT_API int32_t xent_context_n_past(const xent_context* ctx);
 /* Keeps the first n_keep tokens of the cache, forgets the rest. */
 XENT_API xent_status xent_context_truncate(xent_context* ctx, int32_t n_keep);
+/* Bytes of the KV cache (every sequence's cells). */
+XENT_API uint64_t xent_context_kv_bytes(const xent_context* ctx);
+/* Cells of one sequence: n_ctx / n_seq_max. */
+XENT_API int32_t xent_context_n_ctx_seq(const xent_context* ctx);
 /* Tokens evaluated since creation (for reuse statistics). */
 XENT_API uint64_t xent_context_n_evaluated(const xent_context* ctx);
 /* "cpu" or "vulkan0,cpu": the backends actually in use. */

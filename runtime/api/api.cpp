@@ -319,6 +319,10 @@ int32_t xent_context_n_ctx(const xent_context* c) { return c ? static_cast<int32
 int32_t xent_context_n_past(const xent_context* c) { return c ? c->ctx->n_past() : 0; }
 uint64_t xent_context_n_evaluated(const xent_context* c) { return c ? c->ctx->n_tokens_evaluated() : 0; }
 const char* xent_context_backends(const xent_context* c) { return c ? c->backend_names.c_str() : ""; }
+uint64_t xent_context_kv_bytes(const xent_context* c) { return c ? c->ctx->kv_cache().bytes() : 0; }
+int32_t xent_context_n_ctx_seq(const xent_context* c) {
+  return c ? static_cast<int32_t>(c->ctx->n_ctx() / c->ctx->n_seq_max()) : 0;
+}
 
 xent_status xent_context_truncate(xent_context* c, int32_t n_keep) {
   return guarded([&] {

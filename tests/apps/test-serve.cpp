@@ -85,6 +85,7 @@ class ServerProcess {
     return false;
   }
   std::string log() const { return read_file(log_); }
+  pid_t pid() const { return pid_; }
   int port = 0;
 
  private:
@@ -165,6 +166,48 @@ Response http(int port, const std::string& method, const std::string& path, cons
 
 Response post(int port, const std::string& path, const json& body, const std::vector<std::string>& headers = {}) {
   return http(port, "POST", path, body.dump(), headers);
+}
+
+// Sends a streamed request, reads until the first event arrives, then hangs up: a client
+// that goes away in the middle of its answer. Returns whether an event came.
+bool abandon(int port, const json& body) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  timeval tv{30, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return false;
+  }
+  const std::string text = body.dump();
+  const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                          "Content-Length: " + std::to_string(text.size()) + "\r\n\r\n" + text;
+  send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  std::string raw;
+  char buf[4096];
+  bool got = false;
+  while (!got) {
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    raw.append(buf, static_cast<size_t>(n));
+    got = raw.find("data: ") != std::string::npos;
+    if (raw.compare(0, 9, "HTTP/1.1 ") == 0 && raw.compare(0, 10, "HTTP/1.1 2") != 0) break;  // refused
+  }
+  close(fd);
+  return got;
+}
+
+// Resident memory of a process, in KiB (/proc/PID/status VmRSS).
+long rss_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.compare(0, 6, "VmRSS:") == 0) return std::atol(line.c_str() + 6);
+  return -1;
 }
 
 // The JSON payloads of an SSE stream, up to and excluding "[DONE]" (which must end it).
@@ -437,5 +480,107 @@ TEST_CASE("xent serve: autocomplete with the clinical model", "[apps][serve]") {
     REQUIRE(got[i].status == 200);
     CHECK(got[i].j()["suggestions"][0]["text"] == (i % 2 ? "air" : "daily"));
   }
+  CHECK(server.stop());
+}
+
+// Continuous batching: many clients on four slots of one context. Every answer at
+// temperature 0 must be the one its prompt gets alone (no request sees another's text),
+// clients that hang up free their slot, a shared prefix is reused, memory stays flat.
+TEST_CASE("xent serve: continuous batching under a bounded load", "[apps][serve]") {
+  ServerProcess server({"-m", kModels + "clinical-gpt2-q8_0.gguf", "--parallel", "4", "--max-queue", "64",
+                        "--max-tokens", "1024"});  // 256 cells a slot: the model's positions
+  INFO(server.log());
+  REQUIRE(server.port > 0);
+  const int port = server.port;
+  const std::vector<std::string> prompts = {
+      "MEDICATIONS: metformin 500 mg twice",   "ASSESSMENT AND PLAN: 1. Hypertension",
+      "HISTORY OF PRESENT ILLNESS: The patient is a 67-year-old", "ALLERGIES: No known",
+      "PHYSICAL EXAM: General: alert and oriented", "CHIEF COMPLAINT: chest pain",
+      "LABS: hemoglobin 11.2, white count",    "SOCIAL HISTORY: former smoker"};
+  auto request = [&](size_t i) {
+    return json{{"prompt", prompts[i % prompts.size()]}, {"max_tokens", 24}, {"temperature", 0}};
+  };
+  // Each prompt alone, one at a time: the answers every batched run must give.
+  std::vector<std::string> want;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const Response r = post(port, "/v1/completions", request(i));
+    REQUIRE(r.status == 200);
+    want.push_back(r.j()["choices"][0]["text"]);
+  }
+  const long rss_before = rss_kib(server.pid());
+
+  // 48 good requests (plain and streamed) and 8 clients that hang up, from 12 threads.
+  constexpr int kThreads = 12, kPerThread = 4;
+  std::vector<std::string> failures(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int k = 0; k < kPerThread; ++k) {
+        const size_t i = static_cast<size_t>(t * kPerThread + k);
+        json req = request(i);
+        const bool stream = (i % 3) == 1;
+        if (stream) req["stream"] = true;
+        if (t % 6 == 5) {  // two threads also drop a long answer midway before each request
+          json gone = request(i);
+          gone["max_tokens"] = 200;
+          gone["stream"] = true;
+          if (!abandon(port, gone)) failures[t] += "an abandoned request got no first event\n";
+        }
+        const Response r = post(port, "/v1/completions", req);
+        std::string text;
+        if (r.status != 200) {
+          failures[t] += "request " + std::to_string(i) + ": status " + std::to_string(r.status) + " " + r.body + "\n";
+          continue;
+        }
+        if (stream) {
+          bool done = false;
+          for (const json& e : sse_events(r.body, &done)) text += e["choices"][0]["text"].get<std::string>();
+          if (!done) failures[t] += "request " + std::to_string(i) + ": stream without [DONE]\n";
+        } else {
+          text = r.j()["choices"][0]["text"];
+        }
+        if (text != want[i % prompts.size()])
+          failures[t] += "request " + std::to_string(i) + ": got '" + text + "'\n";
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) CHECK(failures[t] == "");
+
+  // Every slot is free again, and the hung-up clients were noticed before their 200 tokens.
+  json health;
+  for (int i = 0; i < 100; ++i) {
+    health = http(port, "GET", "/health").j();
+    if (health["slots_busy"] == 0 && health["requests_waiting"] == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(health["slots_busy"] == 0);
+  CHECK(health["requests_waiting"] == 0);
+  CHECK(health["slots"] == 4);
+  const std::string log = server.log();
+  size_t n_cancelled = 0;
+  for (size_t at = log.find(", cancelled,"); at != std::string::npos; at = log.find(", cancelled,", at + 1)) ++n_cancelled;
+  CHECK(n_cancelled >= 1);
+  for (size_t at = log.find(" generated, cancelled"); at != std::string::npos;
+       at = log.find(" generated, cancelled", at + 1)) {
+    const size_t start = log.rfind(' ', at - 1) + 1;
+    CHECK(std::atoi(log.c_str() + start) < 200);
+  }
+  const long rss_after = rss_kib(server.pid());
+  INFO("RSS before " << rss_before << " KiB, after " << rss_after << " KiB");
+  CHECK(rss_after - rss_before < 32 * 1024);
+
+  // A long shared prefix (a note) is read once: the next request with it reuses it,
+  // from its own slot or copied from another's cells.
+  std::string note = "HISTORY OF PRESENT ILLNESS: ";
+  for (int i = 0; i < 5; ++i) note += "The patient reports intermittent chest pain on exertion, relieved by rest. ";
+  const Response r1 = post(port, "/v1/completions", {{"prompt", note}, {"max_tokens", 1}, {"temperature", 0}});
+  REQUIRE(r1.status == 200);
+  const int n_note = r1.j()["usage"]["prompt_tokens"].get<int>() - 2;  // the last may merge with what follows
+  REQUIRE(n_note > 60);
+  const json second = {{"prompt", note + "PLAN:"}, {"max_tokens", 8}, {"temperature", 0}};
+  const Response r2 = post(port, "/v1/completions", second);
+  REQUIRE(r2.status == 200);
+  CHECK(r2.j()["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>() >= n_note);
   CHECK(server.stop());
 }
