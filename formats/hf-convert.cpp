@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <regex>
+#include <tuple>
 
 #include "formats/error.h"
 #include "formats/gguf.h"
@@ -700,6 +701,195 @@ std::vector<float> llama3_rope_factors(double base, int64_t n_rot, double factor
     out.push_back(static_cast<float>(f));
   }
   return out;
+}
+
+LoraConvertResult convert_lora(const LoraConvertParams& p) {
+  namespace fs = std::filesystem;
+  auto log = [&](const std::string& s) {
+    if (p.log) p.log(s);
+  };
+  if (!fs::is_directory(p.dir)) throw Error("lora: '" + p.dir + "' is not a folder");
+  const nlohmann::json cfg = read_json_file((fs::path(p.dir) / "adapter_config.json").string());
+  const std::string where = "lora: " + (fs::path(p.dir) / "adapter_config.json").string() + ": ";
+  auto flag = [&](const char* key) { return cfg.contains(key) && cfg[key].is_boolean() && cfg[key].get<bool>(); };
+  auto non_empty = [&](const char* key) {
+    return cfg.contains(key) && !cfg[key].is_null() && !(cfg[key].is_object() && cfg[key].empty()) &&
+           !(cfg[key].is_array() && cfg[key].empty());
+  };
+  if (cfg.contains("peft_type") && cfg["peft_type"] != "LORA")
+    throw Error(where + "peft_type is " + cfg["peft_type"].dump() + "; only LORA adapters convert");
+  if (flag("use_dora"))
+    throw Error(where + "use_dora: DoRA adapters rescale each weight's columns by a learned magnitude, which a GGUF "
+                        "LoRA adapter cannot express; merge it into the model with PEFT instead");
+  if (cfg.contains("bias") && cfg["bias"].is_string() && cfg["bias"] != "none")
+    throw Error(where + "bias is '" + cfg["bias"].get<std::string>() + "': trained biases are not part of a GGUF LoRA adapter");
+  if (flag("lora_bias")) throw Error(where + "lora_bias: a trained lora_B bias is not part of a GGUF LoRA adapter");
+  if (non_empty("alpha_pattern"))
+    throw Error(where + "alpha_pattern gives modules their own alpha; a GGUF adapter has one");
+  if (non_empty("modules_to_save"))
+    throw Error(where + "modules_to_save replaces whole modules, which is not a LoRA adapter");
+  if (non_empty("layer_replication")) throw Error(where + "layer_replication is not supported");
+  if (!cfg.contains("r") || !cfg["r"].is_number_integer() || cfg["r"].get<int64_t>() < 1)
+    throw Error(where + "r (the rank) is missing or not a positive integer");
+  if (!cfg.contains("lora_alpha") || !cfg["lora_alpha"].is_number() || !(cfg["lora_alpha"].get<double>() > 0))
+    throw Error(where + "lora_alpha is missing or not a positive number");
+  const int64_t r = cfg["r"].get<int64_t>();
+  const bool rank_pattern = non_empty("rank_pattern");
+  const bool rslora = flag("use_rslora");
+  if (rslora && rank_pattern)
+    throw Error(where + "use_rslora with a rank_pattern gives each module its own scale; a GGUF adapter has one alpha");
+  // llama.cpp's scale is alpha / rank; rsLoRA's is alpha / sqrt(rank): alpha·sqrt(r) / r.
+  const double alpha = cfg["lora_alpha"].get<double>() * (rslora ? std::sqrt(static_cast<double>(r)) : 1.0);
+
+  const std::string st_path = (fs::path(p.dir) / "adapter_model.safetensors").string();
+  if (!fs::exists(st_path))
+    throw Error("lora: '" + p.dir + "' has no adapter_model.safetensors (PyTorch .bin files are not read; save the "
+                "adapter with safe_serialization)");
+  std::unique_ptr<st::File> file = st::File::open(st_path);
+  const std::unique_ptr<gguf::Reader> base = gguf::Reader::open(p.base);
+  Hyper h;
+  h.arch = base->get_string("general.architecture").value_or("");
+  if (base->get_string("general.type").value_or("model") == "adapter")
+    throw Error("lora: --base '" + p.base + "' is an adapter, not a model");
+  if (h.arch.empty()) throw Error("lora: --base '" + p.base + "' has no general.architecture");
+  h.n_head = base->get_int(h.arch + ".attention.head_count").value_or(0);
+  h.n_head_kv = base->get_int(h.arch + ".attention.head_count_kv").value_or(h.n_head);
+  if (h.n_head <= 0 || h.n_head_kv <= 0) throw Error("lora: --base '" + p.base + "' has no attention head counts");
+
+  struct Pair {
+    const st::TensorView* a = nullptr;
+    const st::TensorView* b = nullptr;
+    std::string hf_module;  // "model.layers.0.self_attn.q_proj"
+    bool embedding = false;
+  };
+  std::map<std::string, Pair> pairs;  // by GGUF name
+  std::map<std::string, Transform> transforms;
+  for (const st::TensorView& t : file->tensors()) {
+    std::string n = t.name;
+    if (n.rfind("base_model.model.", 0) == 0) n = n.substr(17);
+    bool is_a = false, embedding = false;
+    std::string module;
+    for (const auto& [suffix, a, emb] : {std::tuple{".lora_A.weight", true, false}, std::tuple{".lora_B.weight", false, false},
+                                         std::tuple{".lora_embedding_A", true, true}, std::tuple{".lora_embedding_B", false, true}}) {
+      const std::string sx = suffix;
+      if (n.size() > sx.size() && n.compare(n.size() - sx.size(), sx.size(), sx) == 0) {
+        module = n.substr(0, n.size() - sx.size());
+        is_a = a;
+        embedding = emb;
+      }
+    }
+    if (module.empty())
+      throw Error("lora: tensor '" + t.name + "' is not a lora_A/lora_B" +
+                  (n.find("magnitude") != std::string::npos ? " (a DoRA magnitude vector)" : "") +
+                  "; refusing to convert without it");
+    Mapped m;
+    try {
+      m = map_name(h, module + ".weight");
+    } catch (const Error&) {
+      throw Error("lora: tensor '" + t.name + "' adapts '" + module + "', which xent's " + h.arch +
+                  " architecture has no weight for");
+    }
+    if (m.name.empty()) throw Error("lora: tensor '" + t.name + "' adapts '" + module + "', which is not a weight");
+    if (m.transform == Transform::PlusOne)
+      throw Error("lora: tensor '" + t.name + "' adapts a norm, which LoRA adapters cannot change");
+    if (embedding != (m.name == "token_embd.weight"))
+      throw Error("lora: tensor '" + t.name + "': embedding factors on a matrix, or matrix factors on the embedding");
+    if (t.shape.size() != 2) throw Error("lora: tensor '" + t.name + "' is not 2-D");
+    if (t.type != st::ElemType::F32 && t.type != st::ElemType::F16 && t.type != st::ElemType::BF16)
+      throw Error("lora: tensor '" + t.name + "' is " + st::elem_type_name(t.type) + " (F32, F16 or BF16 expected)");
+    Pair& pr = pairs[m.name];
+    (is_a ? pr.a : pr.b) = &t;
+    pr.hf_module = module;
+    pr.embedding = embedding;
+    transforms[m.name] = m.transform;
+  }
+  if (pairs.empty()) throw Error("lora: '" + st_path + "' holds no LoRA tensors");
+  if (cfg.contains("target_modules") && cfg["target_modules"].is_array())
+    for (const auto& tm : cfg["target_modules"]) {
+      if (!tm.is_string()) continue;
+      const std::string name = tm.get<std::string>();
+      bool found = false;
+      for (const auto& [g, pr] : pairs) {
+        const std::string& mod = pr.hf_module;
+        found = found || mod == name ||
+                (mod.size() > name.size() && mod.compare(mod.size() - name.size() - 1, name.size() + 1, "." + name) == 0);
+      }
+      if (!found)
+        throw Error(where + "target_modules names '" + name + "', but the adapter has no tensors for it (a module " +
+                    "xent's " + h.arch + " conversion does not know?)");
+    }
+
+  DType type = DType::F16;
+  if (p.outtype == "auto") {
+    const st::ElemType t = pairs.begin()->second.a ? pairs.begin()->second.a->type : st::ElemType::F16;
+    type = t == st::ElemType::F32 ? DType::F32 : t == st::ElemType::BF16 ? DType::BF16 : DType::F16;
+  } else if (!dtype_from_name(p.outtype, &type) || (type != DType::F32 && type != DType::F16 && type != DType::BF16)) {
+    throw Error("lora: --outtype must be auto, f32, f16 or bf16 for an adapter, not '" + p.outtype + "'");
+  }
+
+  gguf::Writer w;
+  w.set_string("general.architecture", h.arch);
+  w.set_string("general.type", "adapter");
+  w.set_string("general.name", fs::path(p.dir).filename().string());
+  w.set_string("adapter.type", "lora");
+  w.set_f32("adapter.lora.alpha", static_cast<float>(alpha));
+  std::vector<std::string> names;
+  for (const auto& [g, pr] : pairs) names.push_back(g);
+  std::sort(names.begin(), names.end(), tensor_name_order);
+  std::deque<std::vector<uint8_t>> buffers;  // must outlive w.write()
+  std::deque<std::string> tensor_names;
+  LoraConvertResult res;
+  for (const std::string& g : names) {
+    const Pair& pr = pairs[g];
+    if (!pr.a || !pr.b)
+      throw Error("lora: '" + pr.hf_module + "' has a lora_" + (pr.a ? "A" : "B") + " but no lora_" + (pr.a ? "B" : "A"));
+    const gguf::TensorInfo* bt = base->find_tensor(g);
+    if (!bt && g == "output.weight")
+      throw Error("lora: the adapter changes lm_head, but the base model ties its output to the token embedding");
+    if (!bt) throw Error("lora: '" + pr.hf_module + "' maps to '" + g + "', which the base model does not have");
+    const int64_t n_in = bt->ne[0], n_out = bt->ne[1];
+    // PEFT: A [r, in], B [out, r] (an embedding: A [r, n_vocab], B [n_embd, r]). GPT-2's
+    // Conv1D modules too: PEFT's factors are in Linear orientation whatever the base stores.
+    const std::vector<int64_t>& sa = pr.a->shape;
+    const std::vector<int64_t>& sb = pr.b->shape;
+    const int64_t rank = sa[0];
+    const bool fits = pr.embedding ? sa[1] == n_out && sb[0] == n_in && sb[1] == rank
+                                   : sa[1] == n_in && sb[0] == n_out && sb[1] == rank;
+    if (!fits)
+      throw Error("lora: '" + pr.hf_module + "': lora_A [" + std::to_string(sa[0]) + ", " + std::to_string(sa[1]) +
+                  "] and lora_B [" + std::to_string(sb[0]) + ", " + std::to_string(sb[1]) + "] do not fit '" + g +
+                  "' of the base (" + std::to_string(n_out) + " x " + std::to_string(n_in) + ")");
+    if (rank != r && !rank_pattern)
+      throw Error("lora: '" + pr.hf_module + "' has rank " + std::to_string(rank) + ", but adapter_config.json says r = " +
+                  std::to_string(r));
+    std::vector<float> a(static_cast<size_t>(pr.a->n_elements())), b(static_cast<size_t>(pr.b->n_elements()));
+    st::to_f32(*pr.a, a.data());
+    st::to_f32(*pr.b, b.data());
+    switch (transforms[g]) {
+      case Transform::PermuteQ: permute_rows(b, n_out, rank, h.n_head); break;
+      case Transform::PermuteK: permute_rows(b, n_out, rank, h.n_head_kv); break;
+      default: break;
+    }
+    if (pr.embedding) transpose(a, rank, n_out);  // [n_vocab][r]: the row of a token is its r factors
+    const std::vector<int64_t> ne_a = pr.embedding ? std::vector<int64_t>{rank, n_out} : std::vector<int64_t>{n_in, rank};
+    const std::vector<int64_t> ne_b = {rank, pr.embedding ? n_in : n_out};
+    for (int ab = 0; ab < 2; ++ab) {
+      const std::vector<int64_t>& ne = ab == 0 ? ne_a : ne_b;
+      buffers.push_back(encode(ab == 0 ? a : b, type, ne[0]));
+      const std::string& tn = tensor_names.emplace_back(g + (ab == 0 ? ".lora_a" : ".lora_b"));
+      w.add_tensor(tn, type, ne, buffers.back().data(), buffers.back().size());
+      res.tensor_bytes += buffers.back().size();
+    }
+    log(pr.hf_module + " -> " + g + ".lora_a/.lora_b, rank " + std::to_string(rank) +
+        (transforms[g] == Transform::PermuteQ || transforms[g] == Transform::PermuteK ? " (rotary rows permuted)" : ""));
+  }
+  w.write(p.output);
+  res.arch = h.arch;
+  res.type = type;
+  res.n_targets = names.size();
+  res.rank = r;
+  res.alpha = static_cast<float>(alpha);
+  return res;
 }
 
 }  // namespace xent::hf

@@ -46,4 +46,31 @@ std::vector<float> llama3_rope_factors(double base, int64_t n_rot, double factor
 // ones), missing/mis-shaped tensors, a bad tokenizer, malformed safetensors.
 ConvertResult convert_checkpoint(const ConvertParams& params);
 
+// A PEFT LoRA folder (adapter_config.json + adapter_model.safetensors) to a GGUF adapter in
+// the layout llama.cpp reads, for the GGUF base model it was trained on: "<weight>.lora_a"
+// [n_in, r] and ".lora_b" [r, n_out] per target (the token embedding: a [r, n_vocab], b
+// [r, n_embd]), adapter.lora.alpha. The rotary rows of Llama's q/k go through the same
+// permutation as in convert_checkpoint (on B, whose rows are the outputs). use_rslora
+// (scale alpha / sqrt(r)) is written as alpha·sqrt(r). Throws xent::Error for what a LoRA
+// GGUF cannot express (DoRA, trained biases, alpha_pattern, modules_to_save), for modules
+// the architecture or the base lacks, and for shapes that do not fit the base.
+struct LoraConvertParams {
+  std::string dir;               // the PEFT folder
+  std::string base;              // the base model's GGUF
+  std::string output;            // the GGUF adapter to write (atomically)
+  std::string outtype = "auto";  // auto (the adapter's float type) | f32 | f16 | bf16
+  std::function<void(const std::string&)> log;
+};
+
+struct LoraConvertResult {
+  std::string arch;
+  DType type = DType::F16;
+  size_t n_targets = 0;
+  int64_t rank = 0;        // adapter_config.json r
+  float alpha = 0;         // as written
+  uint64_t tensor_bytes = 0;
+};
+
+LoraConvertResult convert_lora(const LoraConvertParams& params);
+
 }  // namespace xent::hf

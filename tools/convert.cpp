@@ -1,5 +1,6 @@
-// `xent convert`: a Hugging Face checkpoint folder (safetensors, config.json, tokenizer)
-// to a GGUF file; the work is in formats/hf-convert.cpp, this is the command line.
+// `xent convert`: a Hugging Face checkpoint folder (safetensors, config.json, tokenizer), or
+// a PEFT LoRA folder (--lora), to a GGUF file; the work is in formats/hf-convert.cpp, this is
+// the command line.
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
@@ -28,6 +29,7 @@ struct ConvertOptions {
   // Hidden: a random-weight model of a real shape, for benchmarks and docs/quantization.md.
   std::string synthetic, synthetic_vocab;
   uint64_t seed = 42;
+  std::string lora_dir, lora_base;  // --lora ADAPTER_DIR --base BASE.gguf
 };
 
 // The generator lives with `xent bench --synthetic`; here it writes F16 weights.
@@ -47,6 +49,21 @@ int run(ConvertOptions& o) {
   try {
     if (!o.synthetic.empty()) {
       write_synthetic(o);
+      return 0;
+    }
+    if (!o.lora_dir.empty() || !o.lora_base.empty()) {
+      if (o.lora_dir.empty() || o.lora_base.empty() || !o.params.dir.empty())
+        throw Error("a LoRA adapter converts with --lora ADAPTER_DIR --base BASE.gguf -o ADAPTER.gguf (no checkpoint folder)");
+      hf::LoraConvertParams lp;
+      lp.dir = o.lora_dir;
+      lp.base = o.lora_base;
+      lp.output = o.params.output;
+      lp.outtype = o.params.outtype;
+      if (o.verbose) lp.log = [](const std::string& s) { std::fprintf(stderr, "  %s\n", s.c_str()); };
+      const hf::LoraConvertResult r = hf::convert_lora(lp);
+      std::fprintf(stderr, "xent convert: LoRA %s (%s, rank %" PRId64 ", alpha %g) -> %s: %zu targets, %s, %.2f MiB\n",
+                   o.lora_dir.c_str(), r.arch.c_str(), r.rank, static_cast<double>(r.alpha), o.params.output.c_str(),
+                   r.n_targets, dtype_name(r.type), r.tensor_bytes / 1048576.0);
       return 0;
     }
     if (o.params.dir.empty()) throw Error("give a checkpoint folder");
@@ -74,6 +91,8 @@ void add_convert_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--pre", o->params.pre, "tokenizer.ggml.pre to write instead of the detected one");
   cmd->add_option("--name", o->params.name, "general.name (default: the folder's name)");
   cmd->add_flag("-v,--verbose", o->verbose, "print each tensor's mapping");
+  cmd->add_option("--lora", o->lora_dir, "convert a PEFT LoRA folder (adapter_config.json, adapter_model.safetensors) instead");
+  cmd->add_option("--base", o->lora_base, "--lora: the GGUF base model the adapter was trained on");
   // Hidden (empty group): generators of random-weight models for benchmarks.
   cmd->add_option("--synthetic", o->synthetic, "random-weight model of a real shape (see xent bench --synthetic)")->group("");
   cmd->add_option("--synthetic-vocab", o->synthetic_vocab, "GGUF whose tokenizer the synthetic model uses (default: a synthetic byte-level one)")->group("");
