@@ -79,7 +79,8 @@ struct BenchOptions {
   bool mem = false;
   uint64_t seed = 1234;
   SyntheticParams synthetic;
-  SyntheticLoraParams synthetic_lora;  // rank 0: none
+  SyntheticLoraParams synthetic_lora;
+  int64_t synthetic_lora_rank = 0;  // --synthetic-lora RANK; 0: none
   LoraOptions lora;
   bool autocomplete = false;  // replay typing -f NOTE instead of pp/tg
   std::string note_path;
@@ -325,10 +326,11 @@ std::vector<double> time_test_parallel(Context& ctx, const std::vector<int32_t>&
 
 int run(BenchOptions o) {
   try {
-    if (o.synthetic_lora.rank > 0) {
+    if (o.synthetic_lora_rank > 0) {
       if (!o.synthetic.shape.empty()) throw Error("--synthetic and --synthetic-lora write one file each; give one");
       if (o.synthetic_lora.base_path.empty() || o.synthetic.output.empty())
         throw Error("--synthetic-lora RANK needs --base BASE.gguf and -o ADAPTER.gguf");
+      o.synthetic_lora.rank = o.synthetic_lora_rank;
       o.synthetic_lora.output = o.synthetic.output;
       o.synthetic_lora.type = o.synthetic.type;
       o.synthetic_lora.seed = o.synthetic.seed;
@@ -534,7 +536,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("-o", o->synthetic.output, "--synthetic, --synthetic-lora: the GGUF file to write");
   cmd->add_option("--vocab", o->synthetic.vocab_path, "--synthetic: copy the tokenizer of this GGUF (default: synthetic)");
   cmd->add_option("--synthetic-seed", o->synthetic.seed, "--synthetic, --synthetic-lora: seed of the weights");
-  cmd->add_option("--synthetic-lora", o->synthetic_lora.rank,
+  cmd->add_option("--synthetic-lora", o->synthetic_lora_rank,
                   "write a random LoRA adapter of this rank for --base (-o the file, --type F32/F16/BF16)")
       ->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--base", o->synthetic_lora.base_path, "--synthetic-lora: the base model it adapts");
