@@ -68,9 +68,10 @@ xent_model* load_model(const ModelOptions& o) {
   return model;
 }
 
-xent_context* create_context(xent_model* model, const ModelOptions& o) {
+xent_context* create_context(xent_model* model, const ModelOptions& o, int n_seq_max, int n_ctx) {
   xent_context_params cp = xent_context_default_params();
-  cp.n_ctx = o.ctx_size;
+  cp.n_ctx = n_ctx >= 0 ? n_ctx : o.ctx_size;
+  cp.n_seq_max = n_seq_max;
   cp.n_threads = o.threads;
   cp.n_batch = o.batch_size;
   cp.backends = o.backend.c_str();

@@ -51,7 +51,8 @@ void add_lora_options(CLI::App& cmd, LoraOptions& o);  // add_model_options incl
 // Loads the model; prints one line on stderr and returns null on failure.
 xent_model* load_model(const ModelOptions& o);
 // Creates the context and attaches o.lora's adapters; prints one line and returns null on failure.
-xent_context* create_context(xent_model* model, const ModelOptions& o);
+// n_seq_max > 1: that many sequences share the context (n_ctx is then the total).
+xent_context* create_context(xent_model* model, const ModelOptions& o, int n_seq_max = 1, int n_ctx = -1);
 xent_sampler* create_sampler(const SamplingOptions& o);
 
 // Reads a whole file; prints an error and returns false on failure.

@@ -171,17 +171,10 @@ struct Engine::Slot {
 
 Engine::Engine(xent_model* model, const ModelOptions& o, int n_slots, int max_queue, int queue_timeout_s)
     : model_(model), n_slots_(n_slots), max_queue_(max_queue), queue_timeout_s_(queue_timeout_s) {
-  xent_context_params cp = xent_context_default_params();
   // As llama-server's -c: the total across slots. Unset: every slot gets the context a
-  // single-sequence run would have.
+  // single-sequence run would have. LoRA adapters (--lora) are attached here too.
   const int32_t per_slot = std::min<int32_t>(xent_model_n_ctx_train(model), 4096);
-  cp.n_ctx = o.ctx_size > 0 ? o.ctx_size : per_slot * n_slots;
-  cp.n_seq_max = n_slots;
-  cp.n_threads = o.threads;
-  cp.n_batch = o.batch_size;
-  cp.backends = o.backend.c_str();
-  cp.n_gpu_layers = o.n_gpu_layers;
-  ctx_ = xent_context_create(model, &cp);
+  ctx_ = create_context(model, o, n_slots, o.ctx_size > 0 ? o.ctx_size : per_slot * n_slots);
   if (!ctx_) throw std::runtime_error(std::string("cannot create the context: ") + xent_last_error());
   n_ctx_slot_ = xent_context_n_ctx_seq(ctx_);
   n_batch_ = std::max(1, o.batch_size);
