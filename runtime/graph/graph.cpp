@@ -28,6 +28,8 @@ bool is_row_broadcast(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 void Graph::clear() {
+  pending_ax_.clear();
+  pending_rest_.clear();
   pool_.clear();
   nodes_.clear();
   inputs_.clear();
@@ -38,11 +40,22 @@ void Graph::clear() {
 }
 
 void Graph::set_output(Tensor* t) {
+  flush_pending();
   if (t != output_) version_ = next_version();
   output_ = t;
 }
 
-Tensor* Graph::new_node(Op op, DType type, int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3) {
+void Graph::flush_pending() {
+  if (pending_ax_.empty()) return;
+  nodes_.insert(nodes_.end(), pending_ax_.begin(), pending_ax_.end());
+  nodes_.insert(nodes_.end(), pending_rest_.begin(), pending_rest_.end());
+  pending_ax_.clear();
+  pending_rest_.clear();
+}
+
+Tensor* Graph::new_node(Op op, DType type, int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3, bool listed) {
+  // A node other than another mul_mat of the pending deltas' x may read them: list them first.
+  if (listed && op != Op::MulMat) flush_pending();
   Tensor& t = pool_.emplace_back();
   t.op = op;
   t.type = type;
@@ -53,7 +66,7 @@ Tensor* Graph::new_node(Op op, DType type, int64_t ne0, int64_t ne1, int64_t ne2
   t.set_contiguous_strides();
   t.layer = layer_;
   t.name = op_name(op);
-  if (op != Op::None) nodes_.push_back(&t);
+  if (op != Op::None && listed) nodes_.push_back(&t);
   version_ = next_version();
   return &t;
 }
@@ -81,9 +94,29 @@ Tensor* Graph::get_rows(Tensor* table, Tensor* ids) {
 
 Tensor* Graph::mul_mat(Tensor* w, Tensor* x) {
   Tensor* t = plain_mul_mat(w, x);
-  if (const std::vector<WeightDelta>* ds = deltas_of(w))
-    for (const WeightDelta& d : *ds)
-      if (!d.embedding) t = add(t, scale(plain_mul_mat(d.b, plain_mul_mat(d.a, x)), d.scale));
+  const std::vector<WeightDelta>* ds = deltas_of(w);
+  if (!ds) return t;
+  // t + s·b·(a·x), built unlisted (see flush_pending); scaling the [r, n] product is cheaper
+  // than scaling the [n_out, n] one and the same sum.
+  for (const WeightDelta& d : *ds) {
+    if (d.embedding) continue;
+    if (d.a->ne[0] != x->ne[0] || d.b->ne[0] != d.a->ne[1] || d.b->ne[1] != w->ne[1]) shape_error("lora", *w, *d.a);
+    Tensor* ax = new_node(Op::MulMat, DType::F32, d.a->ne[1], x->ne[1], x->ne[2], x->ne[3], false);
+    ax->src[0] = d.a;
+    ax->src[1] = x;
+    Tensor* sx = new_node(Op::Scale, DType::F32, ax->ne[0], ax->ne[1], ax->ne[2], ax->ne[3], false);
+    sx->src[0] = ax;
+    sx->f_params[0] = d.scale;
+    Tensor* bx = new_node(Op::MulMat, DType::F32, d.b->ne[1], x->ne[1], x->ne[2], x->ne[3], false);
+    bx->src[0] = d.b;
+    bx->src[1] = sx;
+    Tensor* sum = new_node(Op::Add, DType::F32, t->ne[0], t->ne[1], t->ne[2], t->ne[3], false);
+    sum->src[0] = t;
+    sum->src[1] = bx;
+    pending_ax_.push_back(ax);
+    pending_rest_.insert(pending_rest_.end(), {sx, bx, sum});
+    t = sum;
+  }
   return t;
 }
 
@@ -98,6 +131,7 @@ Tensor* Graph::plain_get_rows(Tensor* table, Tensor* ids) {
 Tensor* Graph::plain_mul_mat(Tensor* w, Tensor* x) {
   if (w->ne[0] != x->ne[0] || x->type != DType::F32 || w->ne[2] != 1 || w->ne[3] != 1)
     shape_error("mul_mat", *w, *x);
+  if (!pending_ax_.empty() && pending_ax_.front()->src[1] != x) flush_pending();
   Tensor* t = new_node(Op::MulMat, DType::F32, w->ne[1], x->ne[1], x->ne[2], x->ne[3]);
   t->src[0] = w;
   t->src[1] = x;

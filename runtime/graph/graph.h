@@ -65,7 +65,10 @@ class Graph {
   //   mul_mat(w, x)      -> w·x + scale · b·(a·x)            a [n_in, r], b [r, n_out]
   //   get_rows(w, ids)   -> rows + scale · b·get_rows(a, ids)  (embedding: a [r, n_rows], b [r, n_embd])
   // once per delta, in order. The map belongs to the caller and must outlive the graphs built
-  // with it; clear() keeps it. Null or empty: the plain graph.
+  // with it; clear() keeps it. Null or empty: the plain graph. The delta nodes of a mul_mat
+  // join the node list when the next node that is not a mul_mat of the same x is built (or
+  // at set_output): so q, k and v stay adjacent for the CPU's grouped matmul, and their
+  // a·x products form a second group.
   struct WeightDelta {
     Tensor* a = nullptr;
     Tensor* b = nullptr;
@@ -87,11 +90,14 @@ class Graph {
   uint64_t version() const { return version_; }
 
  private:
-  Tensor* new_node(Op op, DType type, int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3);
+  Tensor* new_node(Op op, DType type, int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3, bool listed = true);
   Tensor* plain_get_rows(Tensor* table, Tensor* ids);
   Tensor* plain_mul_mat(Tensor* w, Tensor* x);
   const std::vector<WeightDelta>* deltas_of(const Tensor* w) const;
   const WeightDeltas* deltas_ = nullptr;
+  // Delta nodes made but not yet listed: the a·x products, then the rest in order.
+  std::vector<Tensor*> pending_ax_, pending_rest_;
+  void flush_pending();
   std::deque<Tensor> pool_;  // stable addresses
   std::vector<Tensor*> nodes_;
   std::vector<Tensor*> inputs_;
