@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
   // CLI11 takes only one-letter names after a single dash; llama.cpp users type -ngl.
   std::vector<std::string> args(argv + 1, argv + argc);
   for (std::string& a : args)
-    for (const char* flag : {"-ngl", "-np"})
+    for (const char* flag : {"-ngl", "-np", "-to", "-ctk", "-ctv"})
       if (a == flag || a.rfind(std::string(flag) + "=", 0) == 0) a.insert(0, "-");
   std::reverse(args.begin(), args.end());  // CLI11 takes them last-first
   app.name(argv[0]);                       // as parse(argc, argv) would, for the usage line

@@ -169,8 +169,13 @@ struct Engine::Slot {
   bool generating() const { return job && next >= 0; }
 };
 
-Engine::Engine(xent_model* model, const ModelOptions& o, int n_slots, int max_queue, int queue_timeout_s)
-    : model_(model), n_slots_(n_slots), max_queue_(max_queue), queue_timeout_s_(queue_timeout_s) {
+Engine::Engine(xent_model* model, const ModelOptions& o, int n_slots, int max_queue, int queue_timeout_s,
+               double max_request_s)
+    : model_(model),
+      n_slots_(n_slots),
+      max_queue_(max_queue),
+      queue_timeout_s_(queue_timeout_s),
+      max_request_s_(max_request_s) {
   // As llama-server's -c: the total across slots. Unset: every slot gets the context a
   // single-sequence run would have. LoRA adapters (--lora) are attached here too.
   const int32_t per_slot = std::min<int32_t>(xent_model_n_ctx_train(model), 4096);
@@ -429,8 +434,9 @@ void Engine::loop() {
         if (slot.gate->stopped()) {
           done = eog = true;
         } else if ((slot.job->req->max_tokens > 0 && slot.result.n_completion >= slot.job->req->max_tokens) ||
-                   static_cast<int32_t>(slot.cells.size()) >= n_ctx_slot_) {
-          done = true;  // length
+                   static_cast<int32_t>(slot.cells.size()) >= n_ctx_slot_ ||
+                   ms_between(slot.t_start, now) >= 1000.0 * max_request_s_) {
+          done = true;  // length: max_tokens, the slot's cells or the time budget
         }
       }
       if (!done) {

@@ -86,8 +86,8 @@ class Server {
 
 void Server::install() {
   http_.set_payload_max_length(o_.max_body_bytes);
-  http_.set_read_timeout(30, 0);
-  http_.set_write_timeout(30, 0);
+  http_.set_read_timeout(o_.io_timeout_s, 0);
+  http_.set_write_timeout(o_.io_timeout_s, 0);
   http_.set_keep_alive_timeout(10);
   // Threads: one per slot, one per queued request, and a few for cheap requests.
   const size_t n_threads = static_cast<size_t>(o_.parallel + o_.max_queue + 4);
@@ -286,7 +286,7 @@ int run_server(const Options& o) {
   std::unique_ptr<Engine> engine;
   std::unique_ptr<SlotPool> pool;
   try {
-    engine = std::make_unique<Engine>(model, o.model, o.parallel, o.max_queue, o.queue_timeout_s);
+    engine = std::make_unique<Engine>(model, o.model, o.parallel, o.max_queue, o.queue_timeout_s, o.max_request_s);
     pool = std::make_unique<SlotPool>(model, o.model, o.parallel, o.max_queue);
   } catch (const std::exception& e) {
     print_error("serve", e.what());
@@ -343,6 +343,13 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--max-body", o->max_body_bytes, "largest request body in bytes")->check(CLI::Range(1024, 1 << 28));
   cmd->add_option("--max-tokens", o->max_tokens_limit, "largest max_tokens a request may ask for")
       ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--timeout,--to", o->io_timeout_s, "seconds a client may stay silent while sending or reading (-to works too)")
+      ->check(CLI::Range(1, 3600));
+  cmd->add_option("--queue-timeout", o->queue_timeout_s, "seconds a request may wait for a slot (then 503)")
+      ->check(CLI::Range(0, 3600));
+  cmd->add_option("--max-request-time", o->max_request_s,
+                  "seconds of generation a request may take; then it ends with finish_reason \"length\"")
+      ->check(CLI::Range(0.001, 86400.0));
   cmd->add_option("--alias", o->alias, "model id shown in /v1/models (default: the file name)");
   cmd->callback([o, &exit_code] { exit_code = serve::run_server(*o); });
 }

@@ -32,6 +32,8 @@ struct Options {
   size_t max_body_bytes = 1 << 20;
   int max_tokens_limit = 2048;    // the largest max_tokens a request may ask for
   int queue_timeout_s = 120;      // a request waits this long for a slot at most
+  int io_timeout_s = 30;          // a client that sends or reads nothing for this long is dropped
+  double max_request_s = 600;     // a generation ends ("length") after this much time in a slot
   std::string alias;              // the model id in /v1/models (default: the file name)
 };
 
@@ -141,7 +143,8 @@ struct Job {
 class Engine {
  public:
   // Throws std::runtime_error when the context cannot be created.
-  Engine(xent_model* model, const ModelOptions& o, int n_slots, int max_queue, int queue_timeout_s);
+  Engine(xent_model* model, const ModelOptions& o, int n_slots, int max_queue, int queue_timeout_s,
+         double max_request_s);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -166,6 +169,7 @@ class Engine {
   xent_model* model_;
   xent_context* ctx_ = nullptr;
   int n_slots_ = 0, max_queue_ = 0, queue_timeout_s_ = 0;
+  double max_request_s_ = 0;
   int32_t n_ctx_slot_ = 0, n_batch_ = 512;
   std::vector<std::unique_ptr<Slot>> slots_;
 

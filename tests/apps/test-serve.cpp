@@ -584,3 +584,16 @@ TEST_CASE("xent serve: continuous batching under a bounded load", "[apps][serve]
   CHECK(r2.j()["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>() >= n_note);
   CHECK(server.stop());
 }
+
+// The per-request time budget ends a long generation early, as "length".
+TEST_CASE("xent serve: --max-request-time bounds a generation", "[apps][serve]") {
+  ServerProcess server({"-m", kModels + "clinical-gpt2-q8_0.gguf", "--max-request-time", "0.001", "-to", "5"});
+  INFO(server.log());
+  REQUIRE(server.port > 0);
+  const Response r = post(server.port, "/v1/completions",
+                          {{"prompt", "HISTORY OF PRESENT ILLNESS:"}, {"max_tokens", 200}, {"temperature", 0}});
+  REQUIRE(r.status == 200);
+  CHECK(r.j()["choices"][0]["finish_reason"] == "length");
+  CHECK(r.j()["usage"]["completion_tokens"].get<int>() < 200);
+  CHECK(server.stop());
+}
