@@ -11,9 +11,25 @@ Sampler::Sampler(const SamplerParams& params) : params_(params), rng_(params.see
 void Sampler::reset() {
   history_.clear();
   rng_.seed(params_.seed);
+  if (matcher_) matcher_->reset();
+  grammar_error_.clear();
+}
+
+void Sampler::set_grammar(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const GrammarVocab> vocab) {
+  if (!grammar || !vocab) {
+    matcher_.reset();
+    vocab_.reset();
+  } else {
+    matcher_ = std::make_unique<GrammarMatcher>(std::move(grammar));
+    vocab_ = std::move(vocab);
+  }
+  grammar_error_.clear();
 }
 
 void Sampler::accept(int32_t token) {
+  if (matcher_ && token >= 0 && token < vocab_->n_vocab() && !vocab_->is_end_of_generation(token) &&
+      !matcher_->accept(vocab_->piece(token)))
+    grammar_error_ = "grammar: token " + std::to_string(token) + " was accepted although the grammar rejects it";
   history_.push_back(token);
   while (static_cast<int32_t>(history_.size()) > std::max(0, params_.repeat_last_n))
     history_.pop_front();
@@ -45,6 +61,38 @@ int32_t Sampler::sample(const float* logits, int32_t n_vocab) {
     }
   }
 
+  if (!matcher_) return pick();
+  if (matcher_->is_dead()) {
+    if (grammar_error_.empty()) grammar_error_ = "grammar: the output so far cannot be continued";
+    return -1;
+  }
+  if (n_vocab != vocab_->n_vocab()) {
+    grammar_error_ = "grammar: the sampler's vocabulary has " + std::to_string(vocab_->n_vocab()) +
+                     " tokens, the logits " + std::to_string(n_vocab);
+    return -1;
+  }
+  // The common case costs one check: draw as usual, keep the token if the grammar takes
+  // it. Otherwise draw again among the allowed tokens only; for a greedy sampler that is
+  // the allowed argmax, and for a random one the two draws together have the masked
+  // distribution (before truncation).
+  const std::vector<Candidate> penalized = cand_;
+  const int32_t first = pick();
+  if (matcher_->allows(*vocab_, first)) return first;
+  ++n_masks_;
+  const int32_t n_allowed = matcher_->allowed_tokens(*vocab_, allowed_);
+  if (n_allowed == 0) {
+    grammar_error_ = matcher_->is_accepting()
+                         ? "grammar: the output is complete but the model has no end-of-generation token"
+                         : "grammar: no token of the vocabulary can continue the output";
+    return -1;
+  }
+  cand_.clear();
+  for (const Candidate& c : penalized)
+    if (allowed_[static_cast<size_t>(c.id)]) cand_.push_back(c);
+  return pick();
+}
+
+int32_t Sampler::pick() {
   if (params_.temperature <= 0.0f) {
     auto best = std::max_element(cand_.begin(), cand_.end(),
                                  [](const Candidate& a, const Candidate& b) { return a.logit < b.logit; });

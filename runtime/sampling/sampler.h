@@ -1,10 +1,15 @@
 // Choosing the next token from logits: repetition penalties, top-k, top-p, min-p,
-// temperature, then a seeded draw (reproducible) or greedy argmax.
+// temperature, then a seeded draw (reproducible) or greedy argmax; optionally only among
+// the tokens a grammar allows (runtime/sampling/grammar.h).
 #pragma once
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <random>
+#include <string>
 #include <vector>
+
+#include "runtime/sampling/grammar.h"
 
 namespace xent {
 
@@ -23,10 +28,21 @@ struct SamplerParams {
 class Sampler {
  public:
   explicit Sampler(const SamplerParams& params);
-  // Picks a token from logits[n_vocab]. Does not record it: call accept().
+  // Picks a token from logits[n_vocab]. Does not record it: call accept(). With a grammar,
+  // returns -1 when no token of the vocabulary can continue it (grammar_error() says why).
   int32_t sample(const float* logits, int32_t n_vocab);
+  // Records the token; with a grammar, also advances it (a token the grammar rejects
+  // leaves it dead: the next sample() returns -1).
   void accept(int32_t token);
-  void reset();  // forgets history; the random stream restarts from the seed
+  void reset();  // forgets history and restarts the grammar; the random stream restarts from the seed
+
+  // Constrains sampling to grammar (null: no constraint) over vocab, the model's tokens.
+  void set_grammar(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const GrammarVocab> vocab);
+  const GrammarMatcher* grammar() const { return matcher_.get(); }
+  const std::string& grammar_error() const { return grammar_error_; }
+  // How many sample() calls had to mask the vocabulary because the drawn token broke the
+  // grammar (the rest cost one check of the drawn token).
+  uint64_t n_grammar_masks() const { return n_masks_; }
   const SamplerParams& params() const { return params_; }
 
   static int32_t argmax(const float* logits, int32_t n_vocab);
@@ -36,8 +52,16 @@ class Sampler {
     int32_t id;
     float logit;
   };
+  // The draw over the candidates in cand_ (penalties applied).
+  int32_t pick();
+
   SamplerParams params_;
   std::mt19937_64 rng_;
+  std::shared_ptr<const GrammarVocab> vocab_;
+  std::unique_ptr<GrammarMatcher> matcher_;
+  std::vector<uint8_t> allowed_;
+  std::string grammar_error_;
+  uint64_t n_masks_ = 0;
   std::deque<int32_t> history_;
   std::vector<Candidate> cand_;
 };
