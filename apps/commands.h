@@ -12,6 +12,7 @@ void add_logits_command(CLI::App& app, int& exit_code);
 void add_tokenize_command(CLI::App& app, int& exit_code);
 void add_convert_command(CLI::App& app, int& exit_code);
 void add_quantize_command(CLI::App& app, int& exit_code);
+void add_export_lora_command(CLI::App& app, int& exit_code);
 void add_perplexity_command(CLI::App& app, int& exit_code);
 void add_complete_command(CLI::App& app, int& exit_code);
 void add_serve_command(CLI::App& app, int& exit_code);

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   xent::app::add_tokenize_command(app, exit_code);
   xent::app::add_convert_command(app, exit_code);
   xent::app::add_quantize_command(app, exit_code);
+  xent::app::add_export_lora_command(app, exit_code);
   xent::app::add_perplexity_command(app, exit_code);
   xent::app::add_bench_autocomplete_command(app, exit_code);
   xent::app::add_bench_command(app, exit_code);
