@@ -18,7 +18,9 @@ struct AutocompleteBenchOptions {
   size_t max_chars = 0;         // type only the first N bytes (0: all)
   int n_suggestions = 3;
   int max_words = 1;
-  int beam_width = 16;
+  int beam_width = 0;              // 0: the engine's default
+  int max_tokens = 0;              // 0: the engine's default
+  float min_probability = -1.0f;   // < 0: the engine's default
   bool per_key = false;         // a line per keystroke on stderr
 };
 int run_autocomplete_bench(const AutocompleteBenchOptions& o);
