@@ -161,6 +161,7 @@ int run_autocomplete_bench(const AutocompleteBenchOptions& o) {
   std::vector<double> ms;
   uint64_t n_prefix = 0, n_tree = 0, n_steps = 0, n_reused = 0;
   Offered off;
+  size_t with_suggestion = 0, top1_hits = 0, topn_hits = 0;  // per keystroke that shows one
   off.top1.assign(note.size() + 1, 0);
   off.topn.assign(note.size() + 1, 0);
   for (size_t i = 0; i < note.size(); ++i) {
@@ -184,6 +185,11 @@ int run_autocomplete_bench(const AutocompleteBenchOptions& o) {
       const size_t e = accepted_end(note, i, r->suggestions[k].insert);
       if (k == 0) off.top1[i] = e;
       off.topn[i] = std::max(off.topn[i], e);
+    }
+    if (r->n_suggestions > 0 && i > 0) {
+      ++with_suggestion;
+      top1_hits += off.top1[i] != 0;
+      topn_hits += off.topn[i] != 0;
     }
     xent_autocomplete_result_free(r);
   }
@@ -218,6 +224,8 @@ int run_autocomplete_bench(const AutocompleteBenchOptions& o) {
       {"tokens_per_keystroke", static_cast<double>(n_prefix + n_tree) / n},
       {"tree_steps_per_keystroke", static_cast<double>(n_steps) / n},
       {"tree_nodes_reused_per_keystroke", static_cast<double>(n_reused) / n},
+      {"top1_accuracy", with_suggestion ? static_cast<double>(top1_hits) / static_cast<double>(with_suggestion) : 0.0},
+      {"topn_accuracy", with_suggestion ? static_cast<double>(topn_hits) / static_cast<double>(with_suggestion) : 0.0},
       {"keystroke_savings_top1", q.savings_top1},
       {"keystroke_savings_topn", q.savings_topn},
       {"word_hit_top1", q.hit_top1},
