@@ -64,7 +64,8 @@ typedef enum xent_status {
   XENT_ERROR_OUT_OF_MEMORY = 7,
   XENT_ERROR_CANCELLED = 8,        /* a callback asked to stop */
   XENT_ERROR_BACKEND = 9,          /* device lost, driver error */
-  XENT_ERROR_INTERNAL = 10
+  XENT_ERROR_INTERNAL = 10,
+  XENT_ERROR_GRAMMAR = 11          /* the sampler's grammar cannot be continued by any token */
 } xent_status;
 
 typedef struct xent_model xent_model;
@@ -300,7 +301,32 @@ XENT_API xent_token xent_sampler_sample(xent_sampler* sampler, xent_context* ctx
  * sampler per sequence of a xent_decode_batch step. */
 XENT_API xent_token xent_sampler_sample_ith(xent_sampler* sampler, xent_context* ctx, int32_t i);
 XENT_API void xent_sampler_accept(xent_sampler* sampler, xent_token token);
+/* Forgets the history and restarts the grammar, if any, from its first rule. */
 XENT_API void xent_sampler_reset(xent_sampler* sampler);
+
+/* Structured output. Constrains what the sampler draws to the sentences of a grammar in
+ * GBNF, the syntax llama.cpp reads (rules "name ::= ...", alternatives |, groups ( ),
+ * repetitions * + ? {m,n}, "literals", [character classes] with ranges and ^, escapes,
+ * # comments), starting at rule root ("root" when NULL), over model's vocabulary. The
+ * drawn token is checked against the grammar; only when it is rejected is the whole
+ * vocabulary masked (one walk of a token trie). End-of-generation tokens are allowed only
+ * when the output is a complete sentence. When no token can continue it,
+ * xent_sampler_sample returns -1 and xent_generate returns XENT_ERROR_GRAMMAR, each with
+ * xent_last_error() saying why. gbnf NULL removes the grammar. A syntax error, an
+ * undefined rule or left recursion is XENT_ERROR_INVALID_ARGUMENT naming the line.
+ * One thread per sampler; the model is only read. */
+XENT_API xent_status xent_sampler_set_grammar(xent_sampler* sampler, const xent_model* model,
+                                              const char* gbnf, const char* root);
+
+typedef enum xent_grammar_state {
+  XENT_GRAMMAR_NONE = 0,     /* no grammar set */
+  XENT_GRAMMAR_OPEN = 1,     /* the output so far is an unfinished sentence */
+  XENT_GRAMMAR_COMPLETE = 2, /* a complete sentence, which may still go on */
+  XENT_GRAMMAR_DONE = 3,     /* complete, and nothing may follow */
+  XENT_GRAMMAR_DEAD = 4      /* cannot be continued (a rejected token was accepted) */
+} xent_grammar_state;
+/* Where the accepted tokens leave the sampler's grammar. */
+XENT_API xent_grammar_state xent_sampler_grammar_state(const xent_sampler* sampler);
 
 /* ---- generation ------------------------------------------------------------- */
 

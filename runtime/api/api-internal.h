@@ -2,6 +2,7 @@
 // include/xent.h (api.cpp, api-autocomplete.cpp). Not installed; apps never see it.
 #pragma once
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,9 @@
 struct xent_model {
   std::unique_ptr<xent::Model> model;
   std::string architecture, description, chat_template;
+  // The token trie grammars are matched against, built on first use (api-grammar.cpp).
+  mutable std::once_flag grammar_vocab_once;
+  mutable std::shared_ptr<const xent::GrammarVocab> grammar_vocab;
 };
 
 struct xent_context {

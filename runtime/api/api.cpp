@@ -107,6 +107,7 @@ const char* xent_status_string(xent_status status) {
     case XENT_ERROR_CANCELLED: return "cancelled";
     case XENT_ERROR_BACKEND: return "backend error";
     case XENT_ERROR_INTERNAL: return "internal error";
+    case XENT_ERROR_GRAMMAR: return "grammar cannot continue";
   }
   return "unknown status";
 }
@@ -572,6 +573,7 @@ xent_token xent_sampler_sample(xent_sampler* s, xent_context* c) {
   guarded([&] {
     if (!s || !c) return fail(XENT_ERROR_INVALID_ARGUMENT, "xent_sampler_sample: NULL argument");
     out = s->sampler->sample(c->ctx->logits(), static_cast<int32_t>(c->ctx->n_vocab()));
+    if (out < 0) return fail(XENT_ERROR_GRAMMAR, s->sampler->grammar_error());
     s->sampler->accept(out);
     return XENT_OK;
   });
@@ -631,6 +633,11 @@ xent_status xent_generate(xent_context* c, xent_sampler* s, const char* prompt, 
 
     for (int32_t i = 0; n_predict < 0 || i < n_predict; ++i) {
       const int32_t id = s->sampler->sample(c->ctx->logits(), tok.n_vocab());
+      if (id < 0) {  // the grammar allows no token: stop with its reason, never spin
+        st.generate_ms = std::chrono::duration<double, std::milli>(clock::now() - t1).count();
+        if (stats) *stats = st;
+        return fail(XENT_ERROR_GRAMMAR, s->sampler->grammar_error());
+      }
       s->sampler->accept(id);
       if (tok.is_end_of_generation(id)) {
         st.stopped_by_eog = true;
