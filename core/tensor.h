@@ -52,7 +52,8 @@ struct Tensor;
 bool rope_is_plain(const Tensor& node);
 
 // Op::Attention: src0 q [hd, n_head, n_tok] f32, src1 k_new [hd, n_kv_head, n_tok] f32,
-// src2 v_new (same), src3 k_cache and src4 v_cache (leaves [hd, n_kv_head, n_ctx] f16),
+// src2 v_new (same), src3 k_cache and src4 v_cache (leaves [hd, n_kv_head, n_ctx], f16, or
+// q8_0 when hd is a multiple of 32: only the CPU reads those),
 // src5 optional mask [n_tok, n_tok] f32. The op first writes k_new/v_new into the
 // caches at rows [n_past, n_past + n_tok), then for batch token t computes
 // softmax(q k^T * scale) v over cache rows [0, n_past) plus the batch rows n_past + u

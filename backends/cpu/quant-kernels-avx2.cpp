@@ -4,6 +4,7 @@
 // be merged by the linker into a portable caller.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "backends/cpu/quant-kernels-internal.h"
@@ -248,6 +249,45 @@ void dot_rows_f16_avx2(int64_t n, float* s, const float* x, const void* vrows, s
     s[j] = t0, s[j + 1] = t1, s[j + 2] = t2, s[j + 3] = t3;
   }
   for (; j < n_rows; ++j) vec_dot_half_avx2<load_f16x8, h2f>(n, &s[j], row(j), x);
+}
+
+// Q8_0 rows (a q8_0 KV cache): 8 int8 values widened to floats.
+__m256 load_q8x8(const int8_t* q) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q))));
+}
+
+// Per block: the 32 products in four accumulators, then scaled once by the block's d.
+void dot_rows_q8_0_avx2(int64_t n, float* s, const float* x, const void* vrows, size_t stride, int64_t n_rows) {
+  const auto* rows = static_cast<const uint8_t*>(vrows);
+  for (int64_t j = 0; j < n_rows; ++j) {
+    const auto* b = reinterpret_cast<const BlockQ8_0*>(rows + j * stride);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t k = 0; k < n / kQK; ++k) {
+      const float* xb = x + k * kQK;
+      __m256 p = _mm256_mul_ps(load_q8x8(b[k].qs), _mm256_loadu_ps(xb));
+      p = _mm256_fmadd_ps(load_q8x8(b[k].qs + 8), _mm256_loadu_ps(xb + 8), p);
+      p = _mm256_fmadd_ps(load_q8x8(b[k].qs + 16), _mm256_loadu_ps(xb + 16), p);
+      p = _mm256_fmadd_ps(load_q8x8(b[k].qs + 24), _mm256_loadu_ps(xb + 24), p);
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[k].d)), p, acc);
+    }
+    s[j] = hsum(acc);
+  }
+}
+
+// y accumulates in place (a head is at most a few KiB, in L1): row j adds p[j] * d * q.
+void weighted_sum_q8_0_avx2(int64_t n, float* y, const float* p, const void* vrows, size_t stride, int64_t n_rows) {
+  const auto* rows = static_cast<const uint8_t*>(vrows);
+  std::fill(y, y + n, 0.0f);
+  for (int64_t j = 0; j < n_rows; ++j) {
+    if (p[j] == 0.0f) continue;
+    const auto* b = reinterpret_cast<const BlockQ8_0*>(rows + j * stride);
+    for (int64_t k = 0; k < n / kQK; ++k) {
+      const __m256 c = _mm256_set1_ps(p[j] * h2f(b[k].d));
+      float* yb = y + k * kQK;
+      for (int i = 0; i < kQK; i += 8)
+        _mm256_storeu_ps(yb + i, _mm256_fmadd_ps(c, load_q8x8(b[k].qs + i), _mm256_loadu_ps(yb + i)));
+    }
+  }
 }
 
 // K x 8 outputs stay in registers while every row passes by once. Narrow heads (K <= 4) keep
@@ -841,7 +881,7 @@ constexpr QuantKernels kAvx2[] = {
      dispatch_tile<TileQ5_0>, nullptr, nullptr, pack4_q5_0, vec_dot_packed256<Packed256Q5_0, DotMaddubs>},
     {DType::Q5_1, DType::Q8_1, act_row_bytes_q8_1, quantize_act_q8_1_avx2, vec_dot_q5_1_avx2},
     {DType::Q8_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_avx2, vec_dot_q8_0_avx2,
-     dispatch_tile<TileQ8_0>},
+     dispatch_tile<TileQ8_0>, dot_rows_q8_0_avx2, weighted_sum_q8_0_avx2},
     {DType::Q2_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_avx2, vec_dot_q2_k_avx2},
     {DType::Q3_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_avx2, vec_dot_q3_k_avx2},
     {DType::Q4_K, DType::Q8_K, act_row_bytes_q8_k, quantize_act_q8_k_avx2,

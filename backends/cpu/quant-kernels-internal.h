@@ -100,6 +100,8 @@ void vec_dot_f16_ref(int64_t n, float* s, const void* w, const void* a);
 void vec_dot_bf16_ref(int64_t n, float* s, const void* w, const void* a);
 void dot_rows_f16_ref(int64_t n, float* s, const float* x, const void* rows, size_t stride, int64_t n_rows);
 void weighted_sum_f16_ref(int64_t n, float* y, const float* p, const void* rows, size_t stride, int64_t n_rows);
+void dot_rows_q8_0_ref(int64_t n, float* s, const float* x, const void* rows, size_t stride, int64_t n_rows);
+void weighted_sum_q8_0_ref(int64_t n, float* y, const float* p, const void* rows, size_t stride, int64_t n_rows);
 void vec_dot_q4_0_ref(int64_t n, float* s, const void* w, const void* a);
 void vec_dot_q4_1_ref(int64_t n, float* s, const void* w, const void* a);
 void vec_dot_q5_0_ref(int64_t n, float* s, const void* w, const void* a);

@@ -221,6 +221,34 @@ void weighted_sum_f16_ref(int64_t n, float* y, const float* p, const void* rows,
   }
 }
 
+// Q8_0 rows (a q8_0 KV cache) against f32: the query and the probabilities stay f32, only
+// the cached keys and values carry the 8-bit rounding.
+void dot_rows_q8_0_ref(int64_t n, float* s, const float* x, const void* rows, size_t stride, int64_t n_rows) {
+  for (int64_t j = 0; j < n_rows; ++j) {
+    const auto* b = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(rows) + j * stride);
+    double sum = 0;
+    for (int64_t k = 0; k < n / kQkSmall; ++k) {
+      double block = 0;
+      for (int i = 0; i < kQkSmall; ++i) block += static_cast<double>(b[k].qs[i]) * x[k * kQkSmall + i];
+      sum += block * fp16_to_f32(b[k].d);
+    }
+    s[j] = static_cast<float>(sum);
+  }
+}
+
+void weighted_sum_q8_0_ref(int64_t n, float* y, const float* p, const void* rows, size_t stride, int64_t n_rows) {
+  for (int64_t i = 0; i < n; ++i) {
+    double sum = 0;
+    for (int64_t j = 0; j < n_rows; ++j) {
+      if (p[j] == 0.0f) continue;
+      const auto* b = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(rows) + j * stride);
+      const BlockQ8_0& blk = b[i / kQkSmall];
+      sum += static_cast<double>(p[j]) * fp16_to_f32(blk.d) * blk.qs[i % kQkSmall];
+    }
+    y[i] = static_cast<float>(sum);
+  }
+}
+
 void vec_dot_bf16_ref(int64_t n, float* s, const void* vw, const void* va) {
   const auto* w = static_cast<const uint16_t*>(vw);
   const auto* a = static_cast<const float*>(va);

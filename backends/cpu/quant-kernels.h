@@ -24,7 +24,8 @@ struct QuantKernels {
   // vec_dot's, only the float accumulation may be ordered differently.
   void (*vec_dot_tile)(int64_t n, float* s, size_t s_stride, const void* w_rows, size_t w_stride,
                        const void* act_rows, size_t act_stride, int n_rows, int n_cols) = nullptr;
-  // F16 only (attention over the f16 KV cache), rows of n elements `stride` bytes apart:
+  // F16 and Q8_0 only (attention over the KV cache), rows of n elements `stride` bytes apart
+  // (Q8_0: n a multiple of 32):
   // dot_rows: s[j] = dot(x, row j) for j < n_rows;
   // weighted_sum: y[i] = sum over j < n_rows of p[j] * row j[i] (rows with p[j] == 0 skipped).
   void (*dot_rows)(int64_t n, float* s, const float* x, const void* rows, size_t stride, int64_t n_rows) = nullptr;

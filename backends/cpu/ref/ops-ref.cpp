@@ -246,7 +246,25 @@ void attention(const Tensor& dst, OpContext& ctx) {
     return {-1, 0, 0};  // Graph::attention's caller gave every token a sequence
   };
 
-  // Phase 1: store the new keys and values (f16) at their positions.
+  // The row kernels of each cache's type (F16 or Q8_0): the weight type's table, SIMD unless
+  // the reference kernels were asked for; a table without them falls back to the reference.
+  auto row_kernels = [&](DType t) {
+    const QuantKernels* k = ctx.kernels(t);
+    if (!k || !k->dot_rows || !k->weighted_sum) k = kernels_ref(t);
+    if (!k || !k->dot_rows || !k->weighted_sum)
+      throw Error(std::string("cpu attention: no row kernels for a ") + dtype_name(t) + " cache");
+    return k;
+  };
+  const QuantKernels* kk = row_kernels(kc.type);
+  const QuantKernels* kv = row_kernels(vc.type);
+
+  // Phase 1: store the new keys and values at their positions, rounded to f16 or quantized
+  // to q8_0 (the matmul activation quantizer: its blocks are GGUF's Q8_0).
+  auto store = [&](const Tensor& cache, const QuantKernels* kt, const float* src, int64_t h, int64_t row) {
+    uint8_t* dst = static_cast<uint8_t*>(cache.data) + h * cache.nb[1] + row * cache.nb[2];
+    if (cache.type == DType::F16) return ctx.vec->to_f16(hd, reinterpret_cast<uint16_t*>(dst), src);
+    kt->quantize_act(src, dst, hd);
+  };
   {
     const Range r = split(n_tok * n_kv_head, ctx.ith, ctx.nth);
     for (int64_t ir = r.first; ir < r.last; ++ir) {
@@ -254,22 +272,15 @@ void attention(const Tensor& dst, OpContext& ctx) {
       const Place pl = place_of(t);
       if (pl.base < 0) continue;
       const int64_t row = pl.base + pl.n_past + pl.index;
-      const float* pk = row_f32(k, h, t);
-      const float* pv = row_f32(v, h, t);
-      auto* ck = reinterpret_cast<uint16_t*>(static_cast<uint8_t*>(kc.data) + h * kc.nb[1] + row * kc.nb[2]);
-      auto* cv = reinterpret_cast<uint16_t*>(static_cast<uint8_t*>(vc.data) + h * vc.nb[1] + row * vc.nb[2]);
-      ctx.vec->to_f16(hd, ck, pk);
-      ctx.vec->to_f16(hd, cv, pv);
+      store(kc, kk, row_f32(k, h, t), h, row);
+      store(vc, kv, row_f32(v, h, t), h, row);
     }
   }
   ctx.barrier();
 
-  // Phase 2: one (token, head) pair at a time; scores live in this thread's scratch. The
-  // f16 row kernels are the F16 weight type's (SIMD ones unless the reference kernels were
-  // asked for). Pairs are dealt round-robin: with a causal mask a token's work grows with
+  // Phase 2: one (token, head) pair at a time; scores live in this thread's scratch.
+  // Pairs are dealt round-robin: with a causal mask a token's work grows with
   // its position, so contiguous ranges would leave the first thread idle half the time.
-  const QuantKernels* kf = ctx.kernels(DType::F16);
-  if (!kf || !kf->dot_rows || !kf->weighted_sum) throw Error("cpu attention: no f16 row kernels");
   const int64_t n_ctx = kc.ne[2];
   float* scores = reinterpret_cast<float*>(ctx.work) + ctx.ith * (n_ctx + hd);
   const int64_t group = n_head / n_kv_head;
@@ -288,7 +299,7 @@ void attention(const Tensor& dst, OpContext& ctx) {
     const float* pq = row_f32(q, h, t0);
     const float* mrow = mask ? row_f32(*mask, t0) : nullptr;
     const int64_t n_keys = mask ? n_past + n_tok : n_past + t + 1;
-    kf->dot_rows(hd, scores, pq, static_cast<const uint8_t*>(kc.data) + base_bytes + kvh * kc.nb[1], kc.nb[2],
+    kk->dot_rows(hd, scores, pq, static_cast<const uint8_t*>(kc.data) + base_bytes + kvh * kc.nb[1], kc.nb[2],
                  n_keys);
     float softmax_scale = scale;
     if (softcap > 0.0f) {  // c * tanh(scale * s / c), then the softmax unscaled
@@ -301,7 +312,7 @@ void attention(const Tensor& dst, OpContext& ctx) {
     if (window > 0)  // keys further back than the window (the query itself is at n_past + t)
       for (int64_t j = 0; j <= n_past + t - window; ++j) scores[j] = -INFINITY;
     ctx.vec->softmax(scores, n_keys, softmax_scale);
-    kf->weighted_sum(hd, out, scores,
+    kv->weighted_sum(hd, out, scores,
                      static_cast<const uint8_t*>(vc.data) + static_cast<size_t>(pl.base) * vc.nb[2] + kvh * vc.nb[1],
                      vc.nb[2], n_keys);
   }
@@ -321,6 +332,10 @@ void activation(const Tensor& dst, const OpContext& ctx) {
 }
 
 bool is_f32(const Tensor* t) { return t == nullptr || t->type == DType::F32; }
+// A cache the attention kernel reads: f16, or q8_0 with whole blocks per head.
+bool kv_cache_type_ok(DType t, int64_t head_dim) {
+  return t == DType::F16 || (t == DType::Q8_0 && head_dim % 32 == 0);
+}
 bool rows_contiguous(const Tensor* t) {
   return t == nullptr || t->nb[0] == dtype_block_bytes(t->type);
 }
@@ -353,7 +368,8 @@ bool cpu_supports(const Tensor& node) {
     case Op::LayerNorm:
       return is_f32(node.src[0]) && is_f32(node.src[1]) && is_f32(node.src[2]);
     case Op::Attention:
-      return node.src[3]->type == DType::F16 && node.src[4]->type == DType::F16 && is_f32(node.src[5]) &&
+      return kv_cache_type_ok(node.src[3]->type, node.src[0]->ne[0]) &&
+             kv_cache_type_ok(node.src[4]->type, node.src[0]->ne[0]) && is_f32(node.src[5]) &&
              (!node.src[6] || node.src[6]->type == DType::I32);
     case Op::None:
       return true;

@@ -503,6 +503,58 @@ TEST_CASE("f16 row kernels of attention: SIMD vs reference, reference vs its def
   }
 }
 
+TEST_CASE("q8_0 row kernels of attention (q8_0 KV cache): SIMD and reference vs the definition",
+          "[cpu][kernels]") {
+  // The cache rows are quantized by quantize_row; the definition dequantizes them and sums in
+  // double, so the only error left is the kernels' float accumulation.
+  std::mt19937 rng(12);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::uniform_real_distribution<float> unit(0.f, 1.f);
+  for (const QuantKernels* k : {kernels_ref(DType::Q8_0), kernels_best(DType::Q8_0)}) {
+    REQUIRE(k->dot_rows != nullptr);
+    REQUIRE(k->weighted_sum != nullptr);
+    for (int64_t n : {32, 64, 96, 128, 256}) {
+      for (int64_t n_rows : {1, 3, 4, 9, 33}) {
+        INFO("n " << n << ", rows " << n_rows << (k == kernels_ref(DType::Q8_0) ? " (reference)" : " (best)"));
+        const size_t row_bytes = dtype_row_bytes(DType::Q8_0, n);
+        const size_t stride = row_bytes + 34 * 3;  // rows farther apart than one row, as in the cache
+        std::vector<uint8_t> rows(static_cast<size_t>(n_rows) * stride);
+        std::vector<float> deq(static_cast<size_t>(n_rows * n)), src(static_cast<size_t>(n));
+        for (int64_t j = 0; j < n_rows; ++j) {
+          for (float& v : src) v = normal(rng);
+          quantize_row(DType::Q8_0, src.data(), rows.data() + j * stride, n);
+          dequantize_row(DType::Q8_0, rows.data() + j * stride, deq.data() + j * n, n);
+        }
+        std::vector<float> x(static_cast<size_t>(n)), p(static_cast<size_t>(n_rows));
+        for (float& v : x) v = normal(rng);
+        for (float& v : p) v = unit(rng) < 0.2f ? 0.0f : unit(rng);
+
+        std::vector<float> s(static_cast<size_t>(n_rows), -1.f);
+        k->dot_rows(n, s.data(), x.data(), rows.data(), stride, n_rows);
+        for (int64_t j = 0; j < n_rows; ++j) {
+          double want = 0, mag = 0;
+          for (int64_t i = 0; i < n; ++i) {
+            want += static_cast<double>(x[i]) * deq[j * n + i];
+            mag += std::abs(static_cast<double>(x[i]) * deq[j * n + i]);
+          }
+          CHECK(std::abs(s[j] - want) <= 1e-6 * mag + 1e-30);
+        }
+
+        std::vector<float> y(static_cast<size_t>(n), 123.f);
+        k->weighted_sum(n, y.data(), p.data(), rows.data(), stride, n_rows);
+        for (int64_t i = 0; i < n; ++i) {
+          double want = 0, mag = 0;
+          for (int64_t j = 0; j < n_rows; ++j) {
+            want += static_cast<double>(p[j]) * deq[j * n + i];
+            mag += std::abs(static_cast<double>(p[j]) * deq[j * n + i]);
+          }
+          CHECK(std::abs(y[i] - want) <= 1e-6 * mag + 1e-30);
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("repacked Q4_0 / Q5_0 rows: the packed dot equals vec_dot per row, for every column count",
           "[cpu][kernels]") {
   struct Packing {
