@@ -19,6 +19,10 @@ void add_model_options(CLI::App& cmd, ModelOptions& o, bool model_required) {
   cmd.add_option("-b,--batch-size", o.batch_size, "tokens per evaluation step")->check(CLI::Range(1, 1 << 16));
   cmd.add_flag("--no-mmap", o.no_mmap, "read the model into memory instead of mapping it");
   cmd.add_flag("--mlock", o.mlock, "lock the model in memory");
+  cmd.add_option("--ctk,--cache-type-k", o.cache_type_k, "KV cache type of the keys: f16 or q8_0 (-ctk works too)")
+      ->check(CLI::IsMember({"f16", "q8_0"}));
+  cmd.add_option("--ctv,--cache-type-v", o.cache_type_v, "KV cache type of the values: f16 or q8_0 (-ctv works too)")
+      ->check(CLI::IsMember({"f16", "q8_0"}));
   add_lora_options(cmd, o.lora);
 }
 
@@ -76,6 +80,8 @@ xent_context* create_context(xent_model* model, const ModelOptions& o, int n_seq
   cp.n_batch = o.batch_size;
   cp.backends = o.backend.c_str();
   cp.n_gpu_layers = o.n_gpu_layers;
+  cp.type_k = o.cache_type_k == "q8_0" ? XENT_CACHE_TYPE_Q8_0 : XENT_CACHE_TYPE_F16;
+  cp.type_v = o.cache_type_v == "q8_0" ? XENT_CACHE_TYPE_Q8_0 : XENT_CACHE_TYPE_F16;
   xent_context* ctx = xent_context_create(model, &cp);
   if (!ctx) {
     std::fprintf(stderr, "xent: cannot create a context: %s\n", xent_last_error());

@@ -29,6 +29,8 @@ struct ModelOptions {
   int batch_size = 512;
   bool no_mmap = false;
   bool mlock = false;
+  std::string cache_type_k = "f16";  // "f16" or "q8_0", as llama.cpp's --cache-type-k
+  std::string cache_type_v = "f16";
   LoraOptions lora;  // attached by create_context
 };
 

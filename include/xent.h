@@ -164,6 +164,15 @@ XENT_API int32_t xent_detokenize(const xent_model* model, const xent_token* toke
 
 /* ---- context ---------------------------------------------------------------- */
 
+/* Element type of the cached keys or values (llama.cpp's --cache-type-k / -v). Q8_0 takes
+ * 34 bytes per 32 values instead of 64 (0.53x) and needs a head_dim that is a multiple of
+ * 32 (else xent_context_create fails naming it); only the CPU reads it, so with a GPU
+ * backend those layers keep their cache and attention on the CPU. */
+typedef enum xent_cache_type {
+  XENT_CACHE_TYPE_F16 = 0, /* the default */
+  XENT_CACHE_TYPE_Q8_0 = 1
+} xent_cache_type;
+
 typedef struct xent_context_params {
   int32_t n_ctx;        /* 0: the model's training context, at most 4096 */
   int32_t n_batch;      /* most tokens per evaluation step; default 512 */
@@ -172,6 +181,8 @@ typedef struct xent_context_params {
   int32_t n_gpu_layers; /* -1: all */
   int32_t n_seq_max;    /* sequences decoded together (xent_decode_batch); each gets
                            n_ctx / n_seq_max cells of the cache; default 1 */
+  xent_cache_type type_k; /* keys in the cache; default XENT_CACHE_TYPE_F16 */
+  xent_cache_type type_v; /* values in the cache; default XENT_CACHE_TYPE_F16 */
 } xent_context_params;
 
 /* Thread-safe. */

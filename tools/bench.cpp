@@ -76,6 +76,7 @@ struct BenchOptions {
   int n_gpu_layers = -1;
   int ubatch = 512;
   std::vector<int> parallel{1};  // -np: sequences decoding together
+  std::string cache_type_k = "f16", cache_type_v = "f16";  // -ctk / -ctv
   bool mem = false;
   uint64_t seed = 1234;
   SyntheticParams synthetic;
@@ -403,6 +404,8 @@ int run(BenchOptions o) {
         cp.n_threads = o.threads.front();
         cp.backends = parse_backend_list(o.backend);
         cp.n_gpu_layers = o.n_gpu_layers;
+        cp.type_k = o.cache_type_k == "q8_0" ? DType::Q8_0 : DType::F16;
+        cp.type_v = o.cache_type_v == "q8_0" ? DType::Q8_0 : DType::F16;
         std::vector<std::string> notes;
         Context ctx(*model, cp, &notes);
         const std::vector<LoraBinding> adapters = load_adapters(*model, o.lora.list());
@@ -446,6 +449,9 @@ int run(BenchOptions o) {
               r.test = p > 0 ? "pp" + std::to_string(p) : "tg" + std::to_string(n);
               r.n_seq = np;
               if (np > 1) r.test += " x" + std::to_string(np);
+              // A quantized cache is named in the test, so rows of both kinds can share a table.
+              if (o.cache_type_k != "f16" || o.cache_type_v != "f16")
+                r.test += " kv " + o.cache_type_k + "/" + o.cache_type_v;
               r.test_time = utc_now();
               if (np == 1) {
                 r.samples_ns = time_test(ctx, tokens, p, n, o.reps);
@@ -528,6 +534,10 @@ void add_bench_command(CLI::App& app, int& exit_code) {
                   "sequences in shared batches, t/s over all of them")
       ->delimiter(',')
       ->check(CLI::Range(1, 256));
+  cmd->add_option("--ctk,--cache-type-k", o->cache_type_k, "KV cache type of the keys: f16 or q8_0 (-ctk works too)")
+      ->check(CLI::IsMember({"f16", "q8_0"}));
+  cmd->add_option("--ctv,--cache-type-v", o->cache_type_v, "KV cache type of the values: f16 or q8_0 (-ctv works too)")
+      ->check(CLI::IsMember({"f16", "q8_0"}));
   cmd->add_option("--seed", o->seed, "seed of the random token ids");
   cmd->add_flag("--mem", o->mem, "measure memory bandwidth (STREAM triad) and how much of it generation uses");
   cmd->add_option("--synthetic", o->synthetic.shape,

@@ -8,6 +8,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "formats/atomic-file.h"
@@ -77,7 +78,7 @@ size_t copy_out(const std::string& s, char* buf, size_t buf_size) {
 
 
 constexpr char kStateMagic[8] = {'X', 'E', 'N', 'T', 'S', 'E', 'S', 'S'};
-constexpr uint32_t kStateVersion = 1;
+constexpr uint32_t kStateVersion = 2;  // 2: the cache's K and V types after the fingerprint
 
 uint64_t fnv1a(const void* data, size_t n, uint64_t h = 1469598103934665603ull) {
   const auto* p = static_cast<const uint8_t*>(data);
@@ -286,6 +287,8 @@ xent_context_params xent_context_default_params(void) {
   p.n_threads = 0;
   p.backends = "cpu";
   p.n_gpu_layers = -1;
+  p.type_k = XENT_CACHE_TYPE_F16;
+  p.type_v = XENT_CACHE_TYPE_F16;
   return p;
 }
 
@@ -303,6 +306,11 @@ xent_context* xent_context_create(const xent_model* model, const xent_context_pa
     cp.backends = xent::parse_backend_list(p.backends ? p.backends : "cpu");
     cp.n_gpu_layers = p.n_gpu_layers;
     cp.n_seq_max = p.n_seq_max > 0 ? p.n_seq_max : 1;
+    for (auto [in, out] : {std::pair{p.type_k, &cp.type_k}, std::pair{p.type_v, &cp.type_v}}) {
+      if (in != XENT_CACHE_TYPE_F16 && in != XENT_CACHE_TYPE_Q8_0)
+        return fail(XENT_ERROR_INVALID_ARGUMENT, "xent_context_create: unknown cache type " + std::to_string(in));
+      *out = in == XENT_CACHE_TYPE_Q8_0 ? xent::DType::Q8_0 : xent::DType::F16;
+    }
     auto c = std::make_unique<xent_context>();
     c->model = model;
     std::vector<std::string> notes;
@@ -433,8 +441,9 @@ const float* xent_get_logits_ith(xent_context* c, int32_t i) {
   return out;
 }
 
-// Session file: magic, version, a fingerprint of the model, the cached tokens, their
-// cache rows, the application blob, and a checksum of everything before it.
+// Session file: magic, version, a fingerprint of the model, the cache's K and V element
+// types (u32 DType each), the cached tokens, their cache rows, the application blob, and a
+// checksum of everything before it.
 xent_status xent_state_save(xent_context* c, const char* path, const void* app_data, size_t app_bytes) {
   return guarded([&] {
     if (!c || !path || (!app_data && app_bytes > 0))
@@ -451,6 +460,9 @@ xent_status xent_state_save(xent_context* c, const char* path, const void* app_d
     put(kStateMagic, 8);
     put(&kStateVersion, 4);
     put(&fingerprint, 8);
+    const uint32_t types[2] = {static_cast<uint32_t>(c->ctx->kv_cache().type_k()),
+                               static_cast<uint32_t>(c->ctx->kv_cache().type_v())};
+    put(types, 8);
     std::vector<xent_token> cached = c->tokens;
     cached.resize(static_cast<size_t>(n_pos), -1);  // -1: a row evaluated outside this API
     put(&n_pos, 4);
@@ -474,7 +486,7 @@ xent_status xent_state_load(xent_context* c, const char* path, void* app_data, s
     if (!in) return fail(XENT_ERROR_IO, std::string("cannot open '") + path + "'");
     std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     const std::string name = std::string("session file '") + path + "'";
-    if (bytes.size() < 8 + 4 + 8 + 4 + 8 + 8 + 8) return fail(XENT_ERROR_INVALID_FILE, name + " is too short");
+    if (bytes.size() < 8 + 4 + 8 + 8 + 4 + 8 + 8 + 8) return fail(XENT_ERROR_INVALID_FILE, name + " is too short");
     uint64_t sum = 0;
     std::memcpy(&sum, bytes.data() + bytes.size() - 8, 8);
     if (fnv1a(bytes.data(), bytes.size() - 8) != sum)
@@ -499,6 +511,20 @@ xent_status xent_state_load(xent_context* c, const char* path, void* app_data, s
     if (fingerprint != fnv1a(c->model->description.data(), c->model->description.size(),
                              xent_model_size_bytes(c->model)))
       return fail(XENT_ERROR_INVALID_FILE, name + " was saved with another model");
+    uint32_t types[2] = {};
+    get(types, 8);
+    const xent::KvCache& cache = c->ctx->kv_cache();
+    if (types[0] != static_cast<uint32_t>(cache.type_k()) || types[1] != static_cast<uint32_t>(cache.type_v())) {
+      auto type_name = [](uint32_t t) {
+        if (t == static_cast<uint32_t>(xent::DType::F16) || t == static_cast<uint32_t>(xent::DType::Q8_0))
+          return std::string(xent::dtype_name(static_cast<xent::DType>(t)));
+        return "type " + std::to_string(t);
+      };
+      return fail(XENT_ERROR_INVALID_FILE, name + " holds a " + type_name(types[0]) + " K / " + type_name(types[1]) +
+                                               " V cache; this context's is " + xent::dtype_name(cache.type_k()) +
+                                               " / " + xent::dtype_name(cache.type_v()) +
+                                               " (--cache-type-k/-v must match the saving run)");
+    }
     int32_t n_pos = 0;
     get(&n_pos, 4);
     if (n_pos < 0 || n_pos > c->ctx->n_ctx())

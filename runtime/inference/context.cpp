@@ -95,14 +95,18 @@ Context::Context(const Model& model, const ContextParams& params, std::vector<st
   std::vector<Backend*> cache_home(hp.n_layer, host);
   Tensor probe_q, probe_k, probe_cache;
   probe_q.ne[0] = probe_k.ne[0] = probe_cache.ne[0] = hp.head_dim;
-  probe_cache.type = DType::F16;
+  Tensor probe_cache_v;
+  probe_cache_v.ne[0] = hp.head_dim;
+  probe_cache.type = params_.type_k;
+  probe_cache_v.type = params_.type_v;
   // Real strides, so backends that check operand layouts judge the probe like a real node.
-  for (Tensor* t : {&probe_q, &probe_k, &probe_cache}) t->set_contiguous_strides();
+  for (Tensor* t : {&probe_q, &probe_k, &probe_cache, &probe_cache_v}) t->set_contiguous_strides();
   Tensor probe;
   probe.op = Op::Attention;
   probe.src[0] = &probe_q;
   probe.src[1] = probe.src[2] = &probe_k;
-  probe.src[3] = probe.src[4] = &probe_cache;
+  probe.src[3] = &probe_cache;
+  probe.src[4] = &probe_cache_v;
   probe.f_params[1] = hp.attn_softcap;
   // Several sequences: attention takes a sequence table, which only the CPU runs.
   Tensor probe_seqs;
@@ -120,7 +124,8 @@ Context::Context(const Model& model, const ContextParams& params, std::vector<st
       }
     }
   }
-  kv_ = std::make_unique<KvCache>(hp.n_layer, hp.head_dim, hp.n_head_kv, n_ctx_, cache_home);
+  kv_ = std::make_unique<KvCache>(hp.n_layer, hp.head_dim, hp.n_head_kv, n_ctx_, cache_home, params_.type_k,
+                                  params_.type_v);
 
   // Upload the weights of the layers the first GPU backend may run, once.
   for (size_t i = 0; i < order.size(); ++i) {

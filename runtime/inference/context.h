@@ -42,6 +42,11 @@ struct ContextParams {
   // Sequences the cache holds at once (decode_batch). Each owns n_ctx / n_seq_max cells,
   // one contiguous region of the cache; as in llama-server, --ctx-size is the total.
   int32_t n_seq_max = 1;
+  // Element types of the cached keys and values: F16, or Q8_0 (half the bytes; head_dim a
+  // multiple of 32). Only the CPU reads a q8_0 cache: such layers keep their cache and
+  // attention on the CPU, the matmuls still go where -ngl says.
+  DType type_k = DType::F16;
+  DType type_v = DType::F16;
 };
 
 // Tokens of several sequences for one decode_batch, like llama.cpp's llama_batch. Each

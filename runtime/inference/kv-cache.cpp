@@ -2,17 +2,26 @@
 
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "formats/error.h"
 
 namespace xent {
 
 KvCache::KvCache(int64_t n_layer, int64_t head_dim, int64_t n_head_kv, int64_t n_ctx,
-                 const std::vector<Backend*>& backend_of_layer)
+                 const std::vector<Backend*>& backend_of_layer, DType type_k, DType type_v)
     : n_ctx_(n_ctx), k_(n_layer), v_(n_layer) {
+  for (const auto& [what, type] : {std::pair{"K", type_k}, std::pair{"V", type_v}}) {
+    if (type != DType::F16 && type != DType::Q8_0)
+      throw Error(std::string("kv cache: ") + what + " cache type " + dtype_name(type) + " is not supported (f16, q8_0)");
+    // A q8_0 row is whole 32-value blocks per head, so each head's keys are rows of blocks.
+    if (type == DType::Q8_0 && head_dim % 32 != 0)
+      throw Error(std::string("kv cache: a q8_0 ") + what + " cache needs a head_dim that is a multiple of 32; " +
+                  "this model's head_dim is " + std::to_string(head_dim) + " (use f16)");
+  }
   for (int64_t l = 0; l < n_layer; ++l) {
     for (Tensor* t : {&k_[l], &v_[l]}) {
-      t->type = DType::F16;
+      t->type = t == &k_[l] ? type_k : type_v;
       t->ne[0] = head_dim;
       t->ne[1] = n_head_kv;
       t->ne[2] = n_ctx;
