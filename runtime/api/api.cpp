@@ -614,6 +614,7 @@ xent_token xent_sampler_sample_ith(xent_sampler* s, xent_context* c, int32_t i) 
     if (!logits) return fail(XENT_ERROR_INVALID_ARGUMENT, "xent_sampler_sample_ith: token " + std::to_string(i) +
                                                               " of the last batch kept no logits");
     out = s->sampler->sample(logits, static_cast<int32_t>(c->ctx->n_vocab()));
+    if (out < 0) return fail(XENT_ERROR_GRAMMAR, s->sampler->grammar_error());
     s->sampler->accept(out);
     return XENT_OK;
   });
