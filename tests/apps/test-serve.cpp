@@ -119,13 +119,12 @@ std::string dechunk(const std::string& s) {
   return out;
 }
 
-// One HTTP/1.1 request on a fresh loopback connection (Connection: close).
-Response http(int port, const std::string& method, const std::string& path, const std::string& body = "",
-              const std::vector<std::string>& headers = {}) {
-  Response r;
+// A TCP connection to 127.0.0.1:port whose reads and writes time out after timeout_s;
+// -1 when it cannot be made.
+int connect_loopback(int port, int timeout_s) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return r;
-  timeval tv{60, 0};
+  if (fd < 0) return -1;
+  timeval tv{timeout_s, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   sockaddr_in addr{};
@@ -134,8 +133,17 @@ Response http(int port, const std::string& method, const std::string& path, cons
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     close(fd);
-    return r;
+    return -1;
   }
+  return fd;
+}
+
+// One HTTP/1.1 request on a fresh loopback connection (Connection: close).
+Response http(int port, const std::string& method, const std::string& path, const std::string& body = "",
+              const std::vector<std::string>& headers = {}) {
+  Response r;
+  const int fd = connect_loopback(port, 60);
+  if (fd < 0) return r;
   std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
   for (const auto& h : headers) req += h + "\r\n";
   if (method == "POST") req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
@@ -171,18 +179,8 @@ Response post(int port, const std::string& path, const json& body, const std::ve
 // Sends a streamed request, reads until the first event arrives, then hangs up: a client
 // that goes away in the middle of its answer. Returns whether an event came.
 bool abandon(int port, const json& body) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = connect_loopback(port, 30);
   if (fd < 0) return false;
-  timeval tv{30, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return false;
-  }
   const std::string text = body.dump();
   const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                           "Content-Length: " + std::to_string(text.size()) + "\r\n\r\n" + text;
