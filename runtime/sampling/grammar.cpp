@@ -640,7 +640,12 @@ GrammarMatcher::Step GrammarMatcher::push_byte(Utf8& u, uint8_t b, uint32_t* cp)
     u.n = 1;
     return Step::Partial;
   }
-  if ((b & 0xC0) != 0x80) return Step::Invalid;
+  // The second byte is narrower after four lead bytes (RFC 3629): that keeps out overlong
+  // forms (E0 80 A2 would decode to '"' and close a JSON string that a JSON parser sees
+  // still open), surrogates (ED A0..) and code points past U+10FFFF (F4 90..).
+  const uint8_t lo = u.n == 1 && u.bytes[0] == 0xE0 ? 0xA0 : u.n == 1 && u.bytes[0] == 0xF0 ? 0x90 : 0x80;
+  const uint8_t hi = u.n == 1 && u.bytes[0] == 0xED ? 0x9F : u.n == 1 && u.bytes[0] == 0xF4 ? 0x8F : 0xBF;
+  if (b < lo || b > hi) return Step::Invalid;
   u.bytes[u.n++] = b;
   if (u.n < u.need) return Step::Partial;
   uint32_t v = u.bytes[0] & (u.need == 2 ? 0x1F : u.need == 3 ? 0x0F : 0x07);
@@ -650,14 +655,20 @@ GrammarMatcher::Step GrammarMatcher::push_byte(Utf8& u, uint8_t b, uint32_t* cp)
   return Step::Complete;
 }
 
-// Whether some stack can take a code point that starts with the held bytes: the code
-// points they can still become form one range.
+// Whether some stack can take a code point that starts with the held bytes: the valid
+// code points they can still become form one range, from the smallest and the largest
+// continuation bytes that push_byte admits.
 bool GrammarMatcher::partial_fits(const std::vector<uint32_t>& tops, const Utf8& u) const {
   uint32_t lo = u.bytes[0] & (u.need == 2 ? 0x1F : u.need == 3 ? 0x0F : 0x07), hi = lo;
   for (int i = 1; i < u.need; ++i) {
-    const uint32_t c = i < u.n ? (u.bytes[i] & 0x3Fu) : 0;
-    lo = (lo << 6) | c;
-    hi = (hi << 6) | (i < u.n ? c : 0x3Fu);
+    uint32_t min_c = 0x00, max_c = 0x3F;
+    if (i < u.n) min_c = max_c = u.bytes[i] & 0x3Fu;
+    else if (i == 1 && u.bytes[0] == 0xE0) min_c = 0x20;  // A0
+    else if (i == 1 && u.bytes[0] == 0xF0) min_c = 0x10;  // 90
+    else if (i == 1 && u.bytes[0] == 0xED) max_c = 0x1F;  // 9F
+    else if (i == 1 && u.bytes[0] == 0xF4) max_c = 0x0F;  // 8F
+    lo = (lo << 6) | min_c;
+    hi = (hi << 6) | max_c;
   }
   const auto& elements = grammar_->elements();
   const auto& classes = grammar_->classes();

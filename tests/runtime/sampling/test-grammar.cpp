@@ -122,6 +122,40 @@ TEST_CASE("a code point split across tokens is matched when it completes", "[run
   for (int32_t id = 0; id < vocab.n_vocab(); ++id) CHECK(fresh.allows(vocab, id) == (allowed[id] != 0));
 }
 
+// The regression behind a JSON output that json.parse refused: on tiny-llama-bpe a random
+// model wrote `",` then E0 80 A0 E0 80 A2 (overlong forms of ' ' and '"'), which the
+// recogniser decoded as a space and a quote, so the key it thought was open was not.
+TEST_CASE("overlong forms, surrogates and code points past U+10FFFF are not characters", "[runtime][grammar]") {
+  auto str = Grammar::parse(R"(root ::= "\"" [^"\\]* "\"")");
+  GrammarMatcher m(str);
+  REQUIRE(m.accept("\""));
+  CHECK_FALSE(m.can_accept("\xe0\x80\xa2"));      // '"' in three bytes
+  CHECK_FALSE(m.can_accept("\xe0\x80"));           // can only become an overlong form
+  CHECK_FALSE(m.can_accept("\xf0\x80\x80\xa2"));  // '"' in four bytes
+  CHECK_FALSE(m.can_accept("\xed\xa0\x80"));      // U+D800
+  CHECK_FALSE(m.can_accept("\xf4\x90\x80\x80"));  // U+110000
+  CHECK(m.can_accept("\xe0\xa0\x80"));            // U+0800, the first three-byte code point
+  CHECK(m.can_accept("\xed\x9f\xbf"));            // U+D7FF
+  CHECK(m.can_accept("\xf4\x8f\xbf\xbf\""));      // U+10FFFF
+  CHECK(m.can_accept("\xe0"));
+  CHECK_FALSE(str->accepts("\"\xe0\x80\xa2"));
+  CHECK_FALSE(str->accepts("\"a\xe0\x80\xa2 \""));
+
+  // A lead byte alone is allowed only if a valid code point it starts fits: E0 starts
+  // U+0800..U+0FFF (not U+0000..U+0FFF), ED U+D000..U+D7FF, F0 U+10000..U+3FFFF.
+  CHECK_FALSE(GrammarMatcher(Grammar::parse(R"(root ::= [\x00-\u07FF])")).can_accept("\xe0"));
+  CHECK_FALSE(GrammarMatcher(Grammar::parse(R"(root ::= [\uD800-\uDFFF])")).can_accept("\xed"));
+  CHECK_FALSE(GrammarMatcher(Grammar::parse(R"(root ::= [\x00-\uFFFF])")).can_accept("\xf0"));
+  CHECK(GrammarMatcher(Grammar::parse(R"(root ::= [\u0800])")).can_accept("\xe0"));
+
+  // The mask agrees: the overlong pieces are out, the real ones in.
+  GrammarVocab vocab({"\xe0\x80\xa2", "\"", "\xe0\xa0\x80", "a", "\xe0\x80", "\xe0", "\xc0\xa2"},
+                     {0, 0, 0, 0, 0, 0, 0});
+  std::vector<uint8_t> allowed;
+  CHECK(m.allowed_tokens(vocab, allowed) == 4);
+  CHECK(allowed == std::vector<uint8_t>{0, 1, 1, 1, 0, 1, 0});
+}
+
 TEST_CASE("the sampler keeps to the grammar and reports when it cannot", "[runtime][grammar]") {
   SamplerParams p;
   p.temperature = 1.0f;
