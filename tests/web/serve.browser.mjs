@@ -1,5 +1,6 @@
 // Browser test of the page `xent serve` shows: headless Chromium (through playwright-core) types
-// a note, sees the ghost suggestion, accepts it with Tab, dismisses one with Esc, and chats a turn.
+// a note, sees the ghost suggestion, accepts it with Tab, dismisses one with Esc, takes a
+// three-word suggestion one word with Ctrl+Right and the rest with Tab, and chats a turn.
 //
 // Usage: node serve.browser.mjs --xent PATH --model PATH [--screenshots DIR]
 // Exit status: 0 passed, 1 failed, 77 skipped (only when a prerequisite is missing and
@@ -166,6 +167,49 @@ async function test_autocomplete(page, base) {
   check(after_esc === typed2, `Esc changed the note to '${after_esc}'`);
 }
 
+// Three words per suggestion: the ghost is a phrase; Ctrl+Right inserts its first word and
+// leaves the rest as the ghost without asking the server again; Tab inserts the rest, which
+// uses the ghost up and asks for the next suggestion.
+async function test_words(page, requests) {
+  await page.fill("#text", "");
+  await page.selectOption("#words", "3");
+  await page.click("#text");
+  const typed = "HISTORY OF PRESENT ILLNESS: ";
+  await page.keyboard.type(typed, { delay: 15 });
+  const ghost = await ghost_text(page);
+  log(`ghost after '${typed}' (3 words): '${ghost}'`);
+  check(ghost === "The patient is", `expected the ghost text 'The patient is' after '${typed}', got '${ghost}'`);
+  const last = requests[requests.length - 1];
+  check(last && last.max_words === 3 && last.text === typed,
+        `the last autocomplete request was ${JSON.stringify(last)}, expected max_words 3 and the typed text`);
+  const n_before = requests.length;
+
+  await page.keyboard.press("Control+ArrowRight");
+  const after_word = await page.inputValue("#text");
+  check(after_word === typed + "The", `after Ctrl+Right the note is '${after_word}', expected '${typed}The'`);
+  const rest = await page.$eval("#mirror .ghost", (g) => g.textContent);
+  check(rest === " patient is", `after Ctrl+Right the ghost text is '${rest}', expected ' patient is'`);
+  const chips = await page.$$eval("#status .s", (els) => els.map((e) => e.firstChild.textContent.trim()));
+  check(chips.length === 1 && chips[0] === "patient is", `after Ctrl+Right the suggestions read ${JSON.stringify(chips)}`);
+  const caret = await page.$eval("#text", (t) => [t.selectionStart, t.selectionEnd, t.value.length]);
+  check(caret[0] === caret[2] && caret[1] === caret[2], `after Ctrl+Right the caret is at ${caret}, not the end`);
+  await page.waitForTimeout(300);
+  check(requests.length === n_before,
+        `Ctrl+Right asked the server again (${requests.length - n_before} request(s)) while ghost text was left`);
+
+  await page.keyboard.press("Tab");
+  const after_tab = await page.inputValue("#text");
+  check(after_tab === typed + "The patient is", `after Tab the note is '${after_tab}', expected '${typed}The patient is'`);
+  for (const t0 = Date.now(); requests.length === n_before && Date.now() - t0 < 5_000;) await page.waitForTimeout(50);
+  await page.waitForTimeout(300);  // time for a second request, which would be one too many
+  check(requests.length === n_before + 1,
+        `after the ghost was used up ${requests.length - n_before} request(s) followed, expected 1`);
+  check(requests[requests.length - 1].text === typed + "The patient is",
+        `the request after Tab was for '${requests[requests.length - 1].text}'`);
+  await page.screenshot({ path: join(shots, "xent-web-words.png") });
+  await page.selectOption("#words", "1");
+}
+
 async function test_chat(page) {
   await page.click("#tab-chat");
   check(await page.isVisible("#chat-input"), "the chat tab did not open");
@@ -216,8 +260,15 @@ try {
   const page = context.pages()[0] || (await context.newPage());
   const page_errors = [];
   page.on("pageerror", (e) => page_errors.push(String(e)));
+  // The bodies of the page's autocomplete requests, in order.
+  const requests = [];
+  page.on("request", (r) => {
+    if (!r.url().endsWith("/v1/autocomplete")) return;
+    try { requests.push(JSON.parse(r.postData())); } catch (e) { requests.push({ unreadable: String(e) }); }
+  });
 
   for (const [name, fn] of [["autocomplete: type, ghost text, Tab, Esc", () => test_autocomplete(page, base)],
+                            ["autocomplete: 3 words, Ctrl+Right takes one, Tab the rest", () => test_words(page, requests)],
                             ["chat: one turn", () => test_chat(page)]]) {
     const t0 = Date.now();
     try {
