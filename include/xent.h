@@ -339,6 +339,22 @@ typedef enum xent_grammar_state {
 /* Where the accepted tokens leave the sampler's grammar. */
 XENT_API xent_grammar_state xent_sampler_grammar_state(const xent_sampler* sampler);
 
+/* GBNF (root rule "root") for the JSON values a JSON Schema admits; NULL with xent_last_error() on an
+   unsupported keyword or malformed schema. Free with xent_string_free.
+ * The subset: type (one or a list: object, array, string, number, integer, boolean, null),
+ * properties, required, additionalProperties (false, true or a schema; without it an object
+ * with properties gets only those), items, minItems, maxItems, enum, const, anyOf, oneOf
+ * (alternatives that overlap may give a value that matches more than one), allOf of object
+ * schemas (merged), $ref to "#", "#/$defs/..." and "#/definitions/...", minLength, maxLength,
+ * format date, time, date-time and uuid. Annotations (title, description, default, examples,
+ * $schema, $id, $comment, deprecated, readOnly, writeOnly) are ignored; any other keyword
+ * (pattern, minimum, ...) is an error naming it and its JSON pointer. Properties come in the
+ * schema's order; whitespace between tokens is optional and bounded (one space, or a newline
+ * and at most 16 spaces or tabs), so a model cannot loop on it. Thread-safe. */
+XENT_API char* xent_json_schema_to_grammar(const char* schema_json);
+/* Frees a string the library returned (NULL is fine). */
+XENT_API void xent_string_free(char* s);
+
 /* ---- generation ------------------------------------------------------------- */
 
 /* Called for each generated token with its text; return false to stop. */

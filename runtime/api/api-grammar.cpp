@@ -1,11 +1,14 @@
 // The structured-output part of include/xent.h: grammars on samplers, over the model's
 // vocabulary as runtime/sampling/grammar.h sees it (built once per model).
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "formats/error.h"
 #include "runtime/api/api-internal.h"
 #include "runtime/sampling/grammar.h"
+#include "runtime/sampling/json-schema.h"
 #include "xent.h"
 
 namespace {
@@ -69,5 +72,42 @@ xent_grammar_state xent_sampler_grammar_state(const xent_sampler* s) {
   if (g->is_done()) return XENT_GRAMMAR_DONE;
   return g->is_accepting() ? XENT_GRAMMAR_COMPLETE : XENT_GRAMMAR_OPEN;
 }
+
+char* xent_json_schema_to_grammar(const char* schema_json) {
+  try {
+    xent_api_set_error("");
+    if (!schema_json) {
+      xent_api_set_error("xent_json_schema_to_grammar: NULL schema");
+      return nullptr;
+    }
+    std::string gbnf;
+    try {
+      gbnf = xent::json_schema_to_gbnf(schema_json);
+      // The grammar parser finds what the schema walk does not: a $ref cycle that reads
+      // nothing before it comes round (left recursion).
+      xent::Grammar::parse(gbnf);
+    } catch (const xent::Error& e) {
+      const std::string what = e.what();
+      xent_api_set_error(what.rfind("json schema:", 0) == 0
+                             ? what
+                             : "json schema: a $ref cycle that reads nothing before it repeats (" + what + ")");
+      return nullptr;
+    }
+    char* out = static_cast<char*>(std::malloc(gbnf.size() + 1));
+    if (!out) {
+      xent_api_set_error("out of memory");
+      return nullptr;
+    }
+    std::memcpy(out, gbnf.c_str(), gbnf.size() + 1);
+    return out;
+  } catch (const std::bad_alloc&) {
+    xent_api_set_error("out of memory");
+  } catch (const std::exception& e) {
+    xent_api_set_error(e.what());
+  }
+  return nullptr;
+}
+
+void xent_string_free(char* s) { std::free(s); }
 
 }  // extern "C"
