@@ -44,10 +44,12 @@ constexpr unsigned long kHwcapAsimdDp = 1ul << 20;
 constexpr unsigned long kHwcap2I8mm = 1ul << 13;
 #endif
 
+// Called once AVX2 is known to be usable (the OS saves the YMM registers). CPUID leaf 7
+// subleaf 1, EAX bit 4: clang 14's __builtin_cpu_supports does not know "avxvnni".
 [[maybe_unused]] bool has_avxvnni() {
 #if defined(XENT_CPU_HAVE_AVX2_KERNELS) && (defined(__GNUC__) || defined(__clang__))
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avxvnni");
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 4)) != 0;
 #else
   return false;
 #endif
