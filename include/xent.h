@@ -391,6 +391,17 @@ typedef struct xent_chat_message {
 XENT_API int32_t xent_chat_apply_template(const xent_model* model, const char* tmpl,
                                           const xent_chat_message* messages, size_t n_messages,
                                           bool add_generation_prompt, char* buf, int32_t buf_size);
+/* As xent_chat_apply_template, for conversations with tools: messages_json is a JSON array
+ * of messages as OpenAI's API writes them ({"role", "content"} plus what the template reads:
+ * "tool_calls" on assistant messages, "tool_call_id" and "name" on "tool" messages);
+ * variables_json (NULL: none) a JSON object whose members become template variables, e.g.
+ * {"tools": [{"type": "function", "function": {...}}]}, in the client's key order. tools
+ * and documents are none unless given. Returns the length needed (excluding NUL) or a
+ * negative value on error (bad JSON, a template error), xent_last_error() saying why.
+ * Thread-safe. */
+XENT_API int32_t xent_chat_apply_template_json(const xent_model* model, const char* tmpl,
+                                               const char* messages_json, const char* variables_json,
+                                               bool add_generation_prompt, char* buf, int32_t buf_size);
 
 /* ---- autocomplete ----------------------------------------------------------- */
 

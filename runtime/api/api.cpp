@@ -716,4 +716,38 @@ int32_t xent_chat_apply_template(const xent_model* m, const char* tmpl, const xe
   return result;
 }
 
+int32_t xent_chat_apply_template_json(const xent_model* m, const char* tmpl, const char* messages_json,
+                                      const char* variables_json, bool add_generation_prompt, char* buf,
+                                      int32_t buf_size) {
+  int32_t result = -1;
+  guarded([&] {
+    if (!messages_json || buf_size < 0 || (!m && !tmpl))
+      return fail(XENT_ERROR_INVALID_ARGUMENT, "xent_chat_apply_template_json: invalid argument");
+    std::string source;
+    if (tmpl && std::strpbrk(tmpl, "{%") == nullptr) source = xent::builtin_chat_template(tmpl);
+    else if (tmpl) source = tmpl;
+    else source = m->chat_template;
+    if (source.empty())
+      return fail(XENT_ERROR_UNSUPPORTED, "the model has no chat template; choose one by name (e.g. chatml)");
+    nlohmann::ordered_json messages, variables;
+    try {
+      messages = nlohmann::ordered_json::parse(messages_json);
+      if (variables_json) variables = nlohmann::ordered_json::parse(variables_json);
+    } catch (const nlohmann::json::exception& e) {
+      return fail(XENT_ERROR_INVALID_ARGUMENT, std::string("chat template: invalid JSON: ") + e.what());
+    }
+    std::string bos, eos;
+    if (m) {
+      const xent::Tokenizer& tok = m->model->tokenizer();
+      if (tok.bos() >= 0) bos = tok.token_text(tok.bos());
+      if (tok.eos() >= 0) eos = tok.token_text(tok.eos());
+    }
+    const std::string text =
+        xent::ChatTemplate::parse(source)->render_conversation(messages, variables, add_generation_prompt, bos, eos);
+    result = static_cast<int32_t>(copy_out(text, buf, static_cast<size_t>(buf_size)));
+    return XENT_OK;
+  });
+  return result;
+}
+
 }  // extern "C"

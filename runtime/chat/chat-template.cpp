@@ -32,6 +32,24 @@ std::string ChatTemplate::render(const std::vector<ChatMessage>& messages,
   return jinja::render(*tmpl_, jinja::Value::from_json(context));
 }
 
+std::string ChatTemplate::render_conversation(const nlohmann::ordered_json& messages,
+                                              const nlohmann::ordered_json& variables, bool add_generation_prompt,
+                                              const std::string& bos_token, const std::string& eos_token) const {
+  if (!messages.is_array()) throw Error("chat template: messages must be a JSON array");
+  for (size_t i = 0; i < messages.size(); ++i)
+    if (!messages[i].is_object() || !messages[i].contains("role") || !messages[i].at("role").is_string())
+      throw Error("chat template: message " + std::to_string(i) + " is not an object with a string role");
+  if (!variables.is_null() && !variables.is_object()) throw Error("chat template: variables must be a JSON object");
+  nlohmann::ordered_json context = variables.is_null() ? nlohmann::ordered_json::object() : variables;
+  context["messages"] = messages;
+  for (const char* key : {"tools", "documents"})
+    if (!context.contains(key)) context[key] = nullptr;
+  context["add_generation_prompt"] = add_generation_prompt;
+  context["bos_token"] = bos_token;
+  context["eos_token"] = eos_token;
+  return jinja::render(*tmpl_, jinja::Value::from_json(context));
+}
+
 std::string ChatTemplate::render_json(const nlohmann::json& context) const {
   return jinja::render(*tmpl_, jinja::Value::from_json(context));
 }

@@ -36,6 +36,14 @@ class ChatTemplate {
   std::string render(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                      const std::string& bos_token, const std::string& eos_token,
                      const nlohmann::json& extra = nlohmann::json::object()) const;
+  // A conversation as OpenAI's API and transformers write it: `messages` an array of objects
+  // (role, content, and what the template reads: tool_calls, tool_call_id, name, ...), kept in
+  // the client's key order; the members of `variables` (tools, documents, enable_thinking, ...)
+  // become variables too. tools and documents are none unless given. Throws xent::Error on a
+  // message that is not an object without a string role, or a runtime error.
+  std::string render_conversation(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& variables,
+                                  bool add_generation_prompt, const std::string& bos_token,
+                                  const std::string& eos_token) const;
   // Full control: `context` is a JSON object whose members become the template's variables.
   // Keys of JSON objects are seen in nlohmann::json's (sorted) order; to keep a client's key
   // order in `tojson` output (tool schemas), as Python would, pass an ordered_json.

@@ -11,6 +11,7 @@
 #include "formats/error.h"
 #include "formats/gguf.h"
 #include "runtime/chat/chat-template.h"
+#include "xent.h"
 
 using xent::ChatMessage;
 using xent::ChatTemplate;
@@ -737,6 +738,48 @@ TEST_CASE("Qwen3 template: tools, tool calls (object and string arguments), tool
         "{\"city\": \"Paris\"}}\n</tool_call><|im_end|>\n"
         "<|im_start|>user\n<tool_response>\n18C\n</tool_response><|im_end|>\n"
         "<|im_start|>assistant\n<think>\n\n</think>\n\nIt is 18C.<|im_end|>\n");
+}
+
+// The C API for conversations with tools (xent serve's path): the JSON text a client sent,
+// its key order kept in `tojson`, so the prompt equals the one ChatTemplate renders.
+TEST_CASE("xent_chat_apply_template_json: messages and tools as JSON text, key order kept, errors", "[chat]") {
+  const std::string t = template_file("Qwen-Qwen3-0.6B.jinja");
+  const ojson messages = ojson::parse(R"([
+      {"role": "user", "content": "Weather in Paris?"},
+      {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+      {"role": "tool", "tool_call_id": "call_1", "content": "18C"}])");
+  const std::string m = messages.dump(), v = ojson{{"tools", ojson::array({weather_tool})}}.dump();
+  const int32_t n = xent_chat_apply_template_json(nullptr, t.c_str(), m.c_str(), v.c_str(), true, nullptr, 0);
+  REQUIRE(n > 0);
+  std::string out(static_cast<size_t>(n) + 1, '\0');
+  REQUIRE(xent_chat_apply_template_json(nullptr, t.c_str(), m.c_str(), v.c_str(), true, out.data(), n + 1) == n);
+  out.resize(static_cast<size_t>(n));
+  ojson context = {{"messages", messages}, {"tools", ojson::array({weather_tool})}, {"add_generation_prompt", true},
+                   {"bos_token", ""}, {"eos_token", ""}};
+  CHECK(out == render_ordered(t, context));
+  // "type" before "function", "name" before "description": the client's order, not sorted.
+  CHECK(out.find(weather_tool_json) != std::string::npos);
+  CHECK(out.find("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>") !=
+        std::string::npos);
+  CHECK(out.find("<tool_response>\n18C\n</tool_response>") != std::string::npos);
+
+  // Without variables, tools is none: the same as the plain API's prompt.
+  const std::string plain_msgs = R"([{"role": "user", "content": "Hi"}])";
+  const xent_chat_message plain = {"user", "Hi"};
+  const int32_t a = xent_chat_apply_template_json(nullptr, "chatml", plain_msgs.c_str(), nullptr, true, nullptr, 0);
+  CHECK(a == xent_chat_apply_template(nullptr, "chatml", &plain, 1, true, nullptr, 0));
+  CHECK(a == static_cast<int32_t>(std::string("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n").size()));
+
+  // Errors are a negative result with a reason, never a crash.
+  CHECK(xent_chat_apply_template_json(nullptr, "chatml", "[{\"role\": ", nullptr, true, nullptr, 0) < 0);
+  CHECK(std::string(xent_last_error()).find("invalid JSON") != std::string::npos);
+  CHECK(xent_chat_apply_template_json(nullptr, "chatml", "[{\"content\": \"x\"}]", nullptr, true, nullptr, 0) < 0);
+  CHECK(std::string(xent_last_error()).find("message 0") != std::string::npos);
+  CHECK(xent_chat_apply_template_json(nullptr, "chatml", "{}", nullptr, true, nullptr, 0) < 0);
+  CHECK(xent_chat_apply_template_json(nullptr, "chatml", "[]", "[1]", true, nullptr, 0) < 0);
+  CHECK(std::string(xent_last_error()).find("variables") != std::string::npos);
+  CHECK(xent_chat_apply_template_json(nullptr, "chatml", nullptr, nullptr, true, nullptr, 0) < 0);
 }
 
 TEST_CASE("DeepSeek-R1-Distill-Qwen template: system first, </think> stripped, <think> prompt", "[chat]") {
