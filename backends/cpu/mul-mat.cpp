@@ -21,7 +21,10 @@ void split(int64_t n, int ith, int nth, int64_t* first, int64_t* last) {
 // Rows of a chunk: small enough that every thread gets several (a busy core must not hold
 // back the others), large enough that claiming one is cheap next to computing it.
 int64_t chunk_rows(int64_t n_out, int64_t n_tok, int nth) {
-  if (n_tok > 1) return 16;  // 16 weight rows stay in L1/L2 while all tokens pass by
+  // Many tokens: the columns pass over a chunk in several sweeps, so 16 weight rows stay in
+  // L1/L2 between them. Up to one sweep's worth (decode steps of a few sequences) each row is
+  // read once, and long chunks keep each thread's walk through memory sequential.
+  if (n_tok > kPackedCols) return 16;
   const int64_t want = n_out / (static_cast<int64_t>(nth) * 8);
   return std::clamp<int64_t>(want / kTileRows * kTileRows, 16, 256);
 }

@@ -26,9 +26,14 @@ std::shared_ptr<const PackedWeights> pack_weights(const std::deque<Tensor>& weig
   };
   std::vector<Job> jobs;
   size_t total = 0;
+  // Without output.weight the token embedding is the output layer too (tied): packed for
+  // the matmul, while the lookup of a few rows per step keeps reading the mapped file.
+  bool tied = true;
+  for (const Tensor& w : weights)
+    if (w.name && std::string_view(w.name) == "output.weight") tied = false;
   for (const Tensor& w : weights) {
     const std::string_view name = w.name ? w.name : "";
-    if (name.substr(0, 4) != "blk." && name != "output.weight") continue;
+    if (name.substr(0, 4) != "blk." && name != "output.weight" && !(tied && name == "token_embd.weight")) continue;
     if (w.ne[2] != 1 || w.ne[3] != 1 || w.ne[1] % 4 != 0 || !w.data) continue;
     const QuantKernels* k = kernels_best(w.type);
     if (!k || !k->pack4 || !k->vec_dot_packed4) continue;
