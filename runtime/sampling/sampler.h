@@ -40,8 +40,8 @@ class Sampler {
   void set_grammar(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const GrammarVocab> vocab);
   const GrammarMatcher* grammar() const { return matcher_.get(); }
   const std::string& grammar_error() const { return grammar_error_; }
-  // How many sample() calls had to mask the vocabulary because the drawn token broke the
-  // grammar (the rest cost one check of the drawn token).
+  // How many sample() calls had to mask the vocabulary because kMaxTries draws broke the
+  // grammar (the rest cost a check per draw).
   uint64_t n_grammar_masks() const { return n_masks_; }
   const SamplerParams& params() const { return params_; }
 
@@ -52,8 +52,10 @@ class Sampler {
     int32_t id;
     float logit;
   };
-  // The draw over the candidates in cand_ (penalties applied).
-  int32_t pick();
+  static constexpr size_t kMaxTries = 32;  // draws the grammar may refuse before a mask
+  void fill(const float* logits, int32_t n_vocab);
+  void prepare();
+  int32_t draw();
 
   SamplerParams params_;
   std::mt19937_64 rng_;
@@ -64,6 +66,8 @@ class Sampler {
   uint64_t n_masks_ = 0;
   std::deque<int32_t> history_;
   std::vector<Candidate> cand_;
+  size_t n_kept_ = 0;         // cand_[0, n_kept_) may be drawn
+  std::vector<double> w_, cum_;  // their weights and cumulative weights
 };
 
 }  // namespace xent

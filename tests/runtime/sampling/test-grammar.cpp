@@ -4,8 +4,12 @@
 // that the recogniser and (for JSON) an independent parser accept.
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <random>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -198,21 +202,21 @@ bool collect(xent_token t, const char* piece, int32_t len, void* user) {
   return true;
 }
 
-// 200 generations at temperature 1 under a grammar on a random-weight model: every one
+// n generations at temperature 1 under a grammar on a random-weight model: every one
 // ends by itself (the grammars are bounded), every prefix is accepted token by token by
 // the grammar's own recogniser, and every whole output is a sentence.
-std::vector<std::string> generate_200(const std::string& model_file, const std::string& gbnf) {
+std::vector<std::string> generate(const std::string& model_file, const std::string& gbnf, int n) {
   const std::string path = std::string(XENT_SHARED_DIR) + "/models/" + model_file;
   xent_model* model = xent_model_load(path.c_str(), nullptr);
   REQUIRE(model);
   xent_context_params cp = xent_context_default_params();
   cp.n_ctx = 512;
-  cp.n_threads = 2;
+  cp.n_threads = 1;  // tiny models: a second thread only spins on a busy machine
   xent_context* ctx = xent_context_create(model, &cp);
   REQUIRE(ctx);
   auto grammar = Grammar::parse(gbnf);
   std::vector<std::string> outputs;
-  for (int i = 0; i < 200; ++i) {
+  for (int i = 0; i < n; ++i) {
     xent_sampler_params sp = xent_sampler_default_params();
     sp.temperature = 1.0f;
     sp.top_k = 0;
@@ -247,11 +251,9 @@ std::vector<std::string> generate_200(const std::string& model_file, const std::
 
 }  // namespace
 
-// Hidden ([.]) for now: on tiny-llama-bpe one output broke json.parse (non-ASCII bytes
-// after '",' where the grammar wants '"'), and the three-grammar case runs past 5 minutes
-// on 2 cores; both are open work (issue 18), run them with `test-grammar "[grammar-model]"`.
-TEST_CASE("JSON under its grammar: 200 random-model outputs parse", "[.][runtime][grammar-model]") {
-  const auto outputs = generate_200("tiny-llama-bpe-q8_0.gguf", read_grammar("json-small.gbnf"));
+// JSON: the case that found the overlong-UTF-8 bug (see the test above).
+TEST_CASE("JSON under its grammar: 200 random-model outputs parse", "[runtime][grammar-model]") {
+  const auto outputs = generate("tiny-llama-bpe-q8_0.gguf", read_grammar("json-small.gbnf"), 200);
   size_t longest = 0;
   for (const std::string& o : outputs) {
     INFO(o);
@@ -263,11 +265,98 @@ TEST_CASE("JSON under its grammar: 200 random-model outputs parse", "[.][runtime
   CHECK(longest > 10);  // the model wrote more than empty objects
 }
 
-TEST_CASE("arithmetic, list and chess grammars: 200 random-model outputs each", "[.][runtime][grammar-model]") {
+TEST_CASE("arithmetic, list and chess grammars: 200 random-model outputs each", "[runtime][grammar-model]") {
   for (const char* name : {"arithmetic.gbnf", "list.gbnf", "chess.gbnf"}) {
     INFO(name);
-    const auto outputs = generate_200(std::string(name) == "list.gbnf" ? "tiny-llama-spm-q8_0.gguf" : "tiny-gpt2-q8_0.gguf",
-                                      read_grammar(name));
+    const auto outputs = generate(std::string(name) == "list.gbnf" ? "tiny-llama-spm-q8_0.gguf" : "tiny-gpt2-q8_0.gguf",
+                                  read_grammar(name), 200);
     CHECK(outputs.size() == 200);
+  }
+}
+
+namespace {
+
+// The vocabulary of a model file as the grammar sees it (as the C API builds it).
+std::shared_ptr<GrammarVocab> vocab_of(const std::string& path) {
+  xent_model* model = xent_model_load(path.c_str(), nullptr);
+  if (!model) return nullptr;
+  const int32_t n = xent_model_n_vocab(model);
+  std::vector<std::string> pieces(static_cast<size_t>(n));
+  std::vector<uint8_t> eog(pieces.size());
+  std::vector<char> buf(1024);
+  for (int32_t id = 0; id < n; ++id) {
+    const int32_t len = xent_token_to_piece(model, id, buf.data(), static_cast<int32_t>(buf.size()), false);
+    if (len > 0) pieces[static_cast<size_t>(id)].assign(buf.data(), static_cast<size_t>(len));
+    eog[static_cast<size_t>(id)] = xent_token_is_eog(model, id) ? 1 : 0;
+  }
+  xent_model_free(model);
+  return std::make_shared<GrammarVocab>(std::move(pieces), std::move(eog));
+}
+
+}  // namespace
+
+// What a grammar costs per sampled token on a real vocabulary, with random logits standing
+// in for a random model: sampling with the grammar minus the same sampling without.
+// Prints; run with `test-grammar "[grammar-bench]"` (XENT_BENCH_VOCABS: model files).
+TEST_CASE("grammar cost per token on 49k and 128k vocabularies", "[.][grammar-bench]") {
+  std::vector<std::string> files = {"/tmp/bench/smollm2-135m-q8_0.gguf", "/tmp/bench/llama-1b-q4_0.gguf"};
+  if (const char* env = std::getenv("XENT_BENCH_VOCABS")) {
+    files.clear();
+    std::string s = env;
+    for (size_t at = 0; at <= s.size();) {
+      const size_t next = std::min(s.find(',', at), s.size());
+      files.push_back(s.substr(at, next - at));
+      at = next + 1;
+    }
+  }
+  for (const std::string& file : files) {
+    auto vocab = vocab_of(file);
+    if (!vocab) {
+      WARN("cannot load " << file);
+      continue;
+    }
+    for (const char* name : {"json.gbnf", "json-small.gbnf", "chess.gbnf"}) {
+      auto grammar = Grammar::parse(read_grammar(name));
+      const int32_t n = vocab->n_vocab();
+      std::mt19937 rng(42);
+      std::normal_distribution<float> normal(0.0f, 2.0f);
+      std::vector<float> logits(static_cast<size_t>(n));
+      double grammar_us = 0, plain_us = 0, mask_us = 0;
+      std::vector<uint8_t> mask;
+      int64_t n_tokens = 0, n_masks = 0;
+      for (int g = 0; g < 20; ++g) {
+        SamplerParams p;
+        p.temperature = 1.0f;
+        p.top_k = 0;
+        p.top_p = 1.0f;
+        p.min_p = 0.0f;
+        p.seed = 100 + static_cast<uint64_t>(g);
+        Sampler with(p), without(p);
+        with.set_grammar(grammar, vocab);
+        for (int i = 0; i < 200; ++i) {
+          for (float& l : logits) l = normal(rng);
+          auto m0 = std::chrono::steady_clock::now();
+          with.grammar()->allowed_tokens(*vocab, mask);
+          auto m1 = std::chrono::steady_clock::now();
+          mask_us += std::chrono::duration<double, std::micro>(m1 - m0).count();
+          auto t0 = std::chrono::steady_clock::now();
+          const int32_t t = with.sample(logits.data(), n);
+          REQUIRE(t >= 0);
+          with.accept(t);
+          auto t1 = std::chrono::steady_clock::now();
+          without.accept(without.sample(logits.data(), n));
+          auto t2 = std::chrono::steady_clock::now();
+          grammar_us += std::chrono::duration<double, std::micro>(t1 - t0).count();
+          plain_us += std::chrono::duration<double, std::micro>(t2 - t1).count();
+          ++n_tokens;
+          if (vocab->is_end_of_generation(t)) break;
+        }
+        n_masks += static_cast<int64_t>(with.n_grammar_masks());
+      }
+      std::printf("vocab %6d %-16s %5lld tokens: %8.1f us/token sampling with the grammar, %8.1f without; "
+                  "%5.1f%% of draws masked; a whole mask %8.1f us\n",
+                  n, name, static_cast<long long>(n_tokens), grammar_us / n_tokens, plain_us / n_tokens,
+                  100.0 * n_masks / n_tokens, mask_us / n_tokens);
+    }
   }
 }

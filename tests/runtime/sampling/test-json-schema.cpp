@@ -133,9 +133,9 @@ bool collect(xent_token, const char* piece, int32_t len, void* user) {
 }  // namespace
 
 // n generations per schema and model at temperature 1, written one JSON string a line and
-// judged by validate-json-schema.py (json + jsonschema with format checks). Hidden until
-// masking is fast enough for CI.
-TEST_CASE("sampled outputs validate against their schemas", "[.][runtime][grammar][model]") {
+// judged by validate-json-schema.py (json + jsonschema with format checks). The schemas are
+// bounded (maxLength, maxItems, no recursion) so that a random model finishes them.
+TEST_CASE("sampled outputs validate against their schemas", "[runtime][grammar][model]") {
   const std::string dir = std::string(XENT_SOURCE_DIR) + "/tests/runtime/sampling/";
   const int n = 25;
   for (const char* model_file : {"tiny-llama-bpe-q8_0.gguf", "tiny-gpt2-q8_0.gguf"}) {
@@ -144,7 +144,7 @@ TEST_CASE("sampled outputs validate against their schemas", "[.][runtime][gramma
     REQUIRE(model);
     xent_context_params cp = xent_context_default_params();
     cp.n_ctx = 512;
-    cp.n_threads = 2;
+    cp.n_threads = 1;  // tiny models: a second thread only spins on a busy machine
     xent_context* ctx = xent_context_create(model, &cp);
     REQUIRE(ctx);
     for (const auto& entry : std::filesystem::directory_iterator(dir + "schemas")) {
