@@ -123,6 +123,10 @@ class Autocompleter {
   std::vector<std::string> pieces_; // token id -> bytes
   std::vector<uint8_t> kind_;       // per token: see kind_* in the .cpp
   std::vector<Node> nodes_;
+  // split() of the last text's part before its last word (which depends on nothing else).
+  std::string split_before_;
+  std::vector<int32_t> split_context_;
+  bool split_valid_ = false;
   // Distributions of evaluated tree nodes by token path from the word start, valid for the
   // cached context and dists_log_min_. While a word is typed, each keystroke's tree is a
   // subset of the previous keystroke's paths, so most of it is known already.
