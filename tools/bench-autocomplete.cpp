@@ -68,11 +68,36 @@ std::vector<Word> words_of(const std::string& note, const xent_model* model) {
   return words;
 }
 
+// How far the top-1 suggestion takes the note one word at a time (Ctrl+Right in the web
+// page, one key per word): the end of its longest run of leading words that is what follows
+// in the note up to a word end, and how many words that is (end 0: not even the first word).
+// A word is what separates it from the text before (space, punctuation) and its letters.
+struct WordAccept {
+  size_t end = 0;
+  size_t n_words = 0;
+};
+
+WordAccept accepted_words(const std::string& note, size_t at, const char* insert) {
+  const std::string ins = insert;
+  WordAccept best;
+  size_t j = 0, n = 0;
+  while (j < ins.size()) {
+    while (j < ins.size() && !is_word_char(ins[j])) ++j;
+    while (j < ins.size() && is_word_char(ins[j])) ++j;
+    ++n;
+    if (note.compare(at, j, ins, 0, j) != 0) break;
+    const size_t end = at + j;
+    if (end >= note.size() || !is_word_char(note[end])) best = {end, n};
+  }
+  return best;
+}
+
 // What the replay saw at each offset of the note (the text typed so far = note[0, i)):
 // where accepting the top-1 suggestion, or the best of all shown, would take the note
-// (0: none of them is what follows).
+// (0: none of them is what follows), and the top-1 taken word by word.
 struct Offered {
   std::vector<size_t> top1, topn;
+  std::vector<WordAccept> top1_words;
 };
 
 // The simulated user types the note; whenever a suggestion is exactly what follows up to a
@@ -84,8 +109,30 @@ size_t keys_pressed(const std::vector<size_t>& accept_at, size_t n) {
   return keys;
 }
 
+// The same user with one more key: a suggestion that is right only in its first words is
+// taken a word per key (one key takes it whole when all of it is right, as above). After a
+// word the page keeps the rest as the ghost; the replay shows the next offset's own
+// suggestion instead, which is what the page shows once the ghost is used up.
+size_t keys_pressed_by_word(const std::vector<size_t>& whole, const std::vector<WordAccept>& words, size_t n) {
+  size_t keys = 0;
+  for (size_t i = 0; i < n;) {
+    if (whole[i] > i) {
+      i = whole[i];
+      ++keys;
+    } else if (words[i].end > i) {
+      keys += words[i].n_words;
+      i = words[i].end;
+    } else {
+      ++i;
+      ++keys;
+    }
+  }
+  return keys;
+}
+
 struct Quality {
   double savings_top1 = 0, savings_topn = 0;  // share of the note's bytes not typed
+  double savings_top1_words = 0;              // top-1, also taken a word per key
   double hit_top1 = 0, hit_topn = 0;          // words offered at some keystroke before their end
   double first_top1 = 0, first_topn = 0;      // words offered before their first letter
   // By the word's length in tokens: 1, 2, 3, 4+.
@@ -99,6 +146,7 @@ Quality score(const std::string& note, const std::vector<Word>& words, const Off
   const double n = static_cast<double>(note.size());
   q.savings_top1 = 1.0 - static_cast<double>(keys_pressed(off.top1, note.size())) / n;
   q.savings_topn = 1.0 - static_cast<double>(keys_pressed(off.topn, note.size())) / n;
+  q.savings_top1_words = 1.0 - static_cast<double>(keys_pressed_by_word(off.top1, off.top1_words, note.size())) / n;
   size_t h1 = 0, hn = 0, f1 = 0, fn = 0;
   size_t b1[4] = {0, 0, 0, 0}, bn[4] = {0, 0, 0, 0};
   for (const Word& w : words) {
@@ -164,6 +212,7 @@ int run_autocomplete_bench(const AutocompleteBenchOptions& o) {
   size_t with_suggestion = 0, top1_hits = 0, topn_hits = 0;  // per keystroke that shows one
   off.top1.assign(note.size() + 1, 0);
   off.topn.assign(note.size() + 1, 0);
+  off.top1_words.assign(note.size() + 1, WordAccept{});
   for (size_t i = 0; i < note.size(); ++i) {
     // A UTF-8 character is one keystroke.
     if (i > 0 && (static_cast<unsigned char>(note[i]) & 0xC0) == 0x80) continue;
@@ -184,6 +233,7 @@ int run_autocomplete_bench(const AutocompleteBenchOptions& o) {
     for (int32_t k = 0; k < r->n_suggestions; ++k) {
       const size_t e = accepted_end(note, i, r->suggestions[k].insert);
       if (k == 0) off.top1[i] = e;
+      if (k == 0) off.top1_words[i] = accepted_words(note, i, r->suggestions[k].insert);
       off.topn[i] = std::max(off.topn[i], e);
     }
     if (r->n_suggestions > 0 && i > 0) {
@@ -228,6 +278,7 @@ int run_autocomplete_bench(const AutocompleteBenchOptions& o) {
       {"topn_accuracy", with_suggestion ? static_cast<double>(topn_hits) / static_cast<double>(with_suggestion) : 0.0},
       {"keystroke_savings_top1", q.savings_top1},
       {"keystroke_savings_topn", q.savings_topn},
+      {"keystroke_savings_top1_by_word", q.savings_top1_words},
       {"word_hit_top1", q.hit_top1},
       {"word_hit_topn", q.hit_topn},
       {"word_hit_first_key_top1", q.first_top1},
@@ -251,6 +302,9 @@ int run_autocomplete_bench(const AutocompleteBenchOptions& o) {
               100 * q.first_top1, 100 * q.first_topn, j["p50_ms"].get<double>(), j["p95_ms"].get<double>(),
               j["p99_ms"].get<double>(), j["tokens_per_keystroke"].get<double>(),
               j["context_tokens_per_keystroke"].get<double>(), j["tree_tokens_per_keystroke"].get<double>());
+  if (p.max_words > 1)
+    std::printf("Top-1 taken a word per key where only its first words are right (Ctrl+Right): savings %.1f %%.\n\n",
+                100 * q.savings_top1_words);
   std::printf("| word length | words | hit top-1 | hit top-%d |\n|---|---|---|---|\n", k);
   for (int b = 0; b < 4; ++b)
     std::printf("| %s token%s | %zu | %.1f %% | %.1f %% |\n", len_names[b], b == 0 ? "" : "s", q.by_len_words[b],

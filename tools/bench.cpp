@@ -85,6 +85,7 @@ struct BenchOptions {
   LoraOptions lora;
   bool autocomplete = false;  // replay typing -f NOTE instead of pp/tg
   std::string note_path;
+  int autocomplete_words = 1;  // --autocomplete: words per suggestion
 };
 
 // --autocomplete: the keystroke replay of `xent bench-autocomplete`, once per model and
@@ -111,6 +112,7 @@ int run_autocomplete(const BenchOptions& o) {
       a.model.backend = o.backend;
       a.model.n_gpu_layers = o.n_gpu_layers;
       a.note_path = o.note_path;
+      a.max_words = o.autocomplete_words;
       a.output = o.output == "json" ? "json" : "text";
       if (const int rc = run_autocomplete_bench(a); rc != 0) return rc;
     }
@@ -554,9 +556,13 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--lora-targets", o->synthetic_lora.targets,
                   "--synthetic-lora: comma list (attn_q, ffn_down, output, token_embd ...; default: every block weight and output)");
   add_lora_options(*cmd, o->lora);
-  cmd->add_flag("--autocomplete", o->autocomplete,
+  CLI::Option* autocomplete = cmd->add_flag("--autocomplete", o->autocomplete,
                "replay typing the note -f FILE and report suggestion latency (p50/p95/p99 ms) instead");
   cmd->add_option("-f,--file", o->note_path, "--autocomplete: the note to type");
+  cmd->add_option("--words", o->autocomplete_words, "--autocomplete: words per suggestion (2-3: phrases, scored as one key "
+                  "for the whole phrase and a key per word for its right first words)")
+      ->check(CLI::Range(1, 8))
+      ->needs(autocomplete);
   cmd->callback([o, &exit_code] { exit_code = o->autocomplete ? run_autocomplete(*o) : run(*o); });
 }
 

@@ -265,6 +265,19 @@ TEST_CASE("bench --autocomplete replays a note and reports latency and work per 
   // Measured 0.82 on the first 500 characters: the demo model predicts its own notes.
   CHECK(j.at("top1_accuracy").get<double>() > 0.5);
 
+  // One word per suggestion: taking it a word at a time is taking it whole.
+  CHECK(j.at("keystroke_savings_top1_by_word").get<double>() == j.at("keystroke_savings_top1").get<double>());
+
+  // Phrases: scored the same way, and a phrase whose first words are right saves keys too.
+  const Run w = run_xent("bench --autocomplete -m " + clinical + " -f " + note_path + " -t 1 --words 2 --output json");
+  INFO(w.err);
+  REQUIRE(w.exit_code == 0);
+  const nlohmann::json jw = nlohmann::json::parse(w.out);
+  CHECK(jw.at("max_words").get<int>() == 2);
+  CHECK(jw.at("keystroke_savings_top1").get<double>() > 0.0);
+  CHECK(jw.at("keystroke_savings_top1_by_word").get<double>() > jw.at("keystroke_savings_top1").get<double>());
+  CHECK(run_xent("bench -m " + clinical + " --words 2").exit_code != 0);  // --words needs --autocomplete
+
   CHECK(run_xent("bench --autocomplete -m " + clinical).exit_code != 0);  // no -f
   CHECK(run_xent("bench --autocomplete -m " + clinical + " -f " + note_path + " --output csv").exit_code != 0);
   fs::remove(note_path);
