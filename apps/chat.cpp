@@ -23,6 +23,8 @@ namespace {
 struct ChatOptions {
   ModelOptions model;
   SamplingOptions sampling;
+  GrammarOptions grammar;
+  std::string gbnf;  // from the grammar options: every reply follows it
   std::string system;
   std::string prompt_file;
   std::string chat_template;
@@ -109,8 +111,16 @@ class ChatSession {
 
     std::string reply, pending;
     g_interrupted = false;
+    // Each reply is one sentence of the grammar, from its start.
+    if (!o_.gbnf.empty() && !set_grammar("chat", sampler_, model_, o_.gbnf)) return false;
     for (int i = 0; i < o_.n_predict && !g_interrupted; ++i) {
       const xent_token t = xent_sampler_sample(sampler_, ctx_);
+      if (t < 0 && xent_sampler_grammar_state(sampler_) != XENT_GRAMMAR_NONE) {
+        // The grammar cannot go on: the reply ends here, the conversation does not.
+        std::fflush(stdout);
+        std::fprintf(stderr, "\n[reply ended: %s]", xent_last_error());
+        break;
+      }
       if (t < 0) {
         print_error("chat", xent_last_error());
         return false;
@@ -132,6 +142,8 @@ class ChatSession {
     }
     std::printf("\n");
     if (g_interrupted) std::fprintf(stderr, "[stopped]\n");
+    else if (xent_sampler_grammar_state(sampler_) == XENT_GRAMMAR_OPEN)
+      std::fprintf(stderr, "[reply incomplete under the grammar: -n %d tokens reached]\n", o_.n_predict);
     messages_.push_back({"assistant", reply});
     return true;
   }
@@ -256,6 +268,9 @@ int run(const ChatOptions& o) {
   std::vector<Message> given;
   if (!o.messages_file.empty() && !read_messages(o.messages_file, &given)) return 1;
 
+  ChatOptions opts = o;
+  if (!grammar_text("chat", o.grammar, &opts.gbnf)) return 1;
+
   xent_model* model = load_model(o.model);
   if (!model) return 1;
   std::unique_ptr<xent_model, decltype(&xent_model_free)> model_guard(model, xent_model_free);
@@ -286,7 +301,8 @@ int run(const ChatOptions& o) {
   if (!sampler) return 1;
   std::unique_ptr<xent_sampler, decltype(&xent_sampler_free)> sampler_guard(sampler, xent_sampler_free);
 
-  ChatSession chat(model, ctx, sampler, o);
+  if (!opts.gbnf.empty() && !set_grammar("chat", sampler, model, opts.gbnf)) return 1;  // a bad grammar fails now
+  ChatSession chat(model, ctx, sampler, opts);
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
   sigaction(SIGINT, &sa, nullptr);
@@ -354,6 +370,7 @@ void add_chat_command(CLI::App& app, int& exit_code) {
   CLI::App* cmd = app.add_subcommand("chat", "chat with a model using its chat template");
   add_model_options(*cmd, o->model);
   add_sampling_options(*cmd, o->sampling);
+  add_grammar_options(*cmd, o->grammar);
   cmd->add_option("--system", o->system, "system prompt");
   cmd->add_option("-f,--file", o->prompt_file, "one user message from a file; print the reply and exit");
   cmd->add_option("--messages", o->messages_file, "a conversation (OpenAI message list, JSON)");

@@ -101,6 +101,39 @@ xent_context* create_context(xent_model* model, const ModelOptions& o, int n_seq
   return ctx;
 }
 
+void add_grammar_options(CLI::App& cmd, GrammarOptions& o) {
+  auto* g = cmd.add_option("--grammar", o.grammar, "constrain the output to a GBNF grammar (rule root)");
+  auto* gf = cmd.add_option("--grammar-file", o.grammar_file, "GBNF grammar from a file");
+  auto* j = cmd.add_option("-j,--json-schema", o.json_schema, "constrain the output to JSON valid under a JSON Schema");
+  auto* jf = cmd.add_option("--json-schema-file", o.json_schema_file, "JSON Schema from a file");
+  const std::vector<CLI::Option*> all = {g, gf, j, jf};
+  for (CLI::Option* a : all)
+    for (CLI::Option* b : all)
+      if (a != b) a->excludes(b);
+}
+
+bool grammar_text(const char* cmd, const GrammarOptions& o, std::string* gbnf) {
+  std::string schema = o.json_schema;
+  if (!o.grammar.empty()) *gbnf = o.grammar;
+  if (!o.grammar_file.empty() && !read_file(o.grammar_file, gbnf)) return false;
+  if (!o.json_schema_file.empty() && !read_file(o.json_schema_file, &schema)) return false;
+  if (schema.empty()) return true;
+  char* g = xent_json_schema_to_grammar(schema.c_str());
+  if (!g) {
+    print_error(cmd, xent_last_error());
+    return false;
+  }
+  *gbnf = g;
+  xent_string_free(g);
+  return true;
+}
+
+bool set_grammar(const char* cmd, xent_sampler* sampler, const xent_model* model, const std::string& gbnf) {
+  if (xent_sampler_set_grammar(sampler, model, gbnf.c_str(), nullptr) == XENT_OK) return true;
+  print_error(cmd, xent_last_error());
+  return false;
+}
+
 xent_sampler* create_sampler(const SamplingOptions& o) {
   xent_sampler_params sp = xent_sampler_default_params();
   sp.temperature = o.temperature;

@@ -46,7 +46,22 @@ struct SamplingOptions {
   long long seed = -1;
 };
 
+// Structured output, as llama.cpp names the options: at most one of --grammar TEXT,
+// --grammar-file FILE, -j/--json-schema SCHEMA, --json-schema-file FILE.
+struct GrammarOptions {
+  std::string grammar, grammar_file, json_schema, json_schema_file;
+  bool any() const {
+    return !grammar.empty() || !grammar_file.empty() || !json_schema.empty() || !json_schema_file.empty();
+  }
+};
+
 void add_model_options(CLI::App& cmd, ModelOptions& o, bool model_required = true);
+void add_grammar_options(CLI::App& cmd, GrammarOptions& o);
+// The GBNF the options give ("" when none: *gbnf untouched); prints the error (a file that
+// cannot be read, an unsupported schema keyword) and returns false on failure.
+bool grammar_text(const char* cmd, const GrammarOptions& o, std::string* gbnf);
+// Sets gbnf (non-empty) on the sampler; prints the grammar's syntax error and returns false.
+bool set_grammar(const char* cmd, xent_sampler* sampler, const xent_model* model, const std::string& gbnf);
 void add_sampling_options(CLI::App& cmd, SamplingOptions& o);
 void add_lora_options(CLI::App& cmd, LoraOptions& o);  // add_model_options includes it
 
