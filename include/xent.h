@@ -367,12 +367,17 @@ typedef struct xent_generate_stats {
   double prompt_ms;
   double generate_ms;
   bool stopped_by_eog;
+  int32_t n_forced; /* of n_generated, tokens a grammar forced: emitted without sampling and
+                       evaluated in one decode per run of them */
 } xent_generate_stats;
 
 /* Tokenizes prompt (add_special, parse_special), evaluates what is not already in the
  * cache, then samples up to n_predict tokens, calling on_token for each, stopping at
- * end-of-generation. stats may be NULL. One thread per handle, for the context and for
- * the sampler; the callback runs on the calling thread. */
+ * end-of-generation. stats may be NULL. Where the sampler's grammar admits only one
+ * continuation (a JSON key after its first characters, say), that text is emitted as the
+ * tokenizer spells it, without sampling, and evaluated in one decode (stats->n_forced).
+ * One thread per handle, for the context and for the sampler; the callback runs on the
+ * calling thread. */
 XENT_API xent_status xent_generate(xent_context* ctx, xent_sampler* sampler, const char* prompt,
                                    int32_t n_predict, xent_token_callback on_token,
                                    void* user_data, xent_generate_stats* stats);

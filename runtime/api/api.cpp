@@ -631,6 +631,25 @@ void xent_sampler_reset(xent_sampler* s) {
 
 // ---- generation ----
 
+namespace {
+
+// The tokens for the text the sampler's grammar forces next (none without a grammar, or
+// when the tokenizer's spelling of it is not exactly that text, as a SentencePiece leading
+// space would make it).
+std::vector<int32_t> grammar_forced_tokens(const xent::Tokenizer& tok, const xent::Sampler& sampler) {
+  const xent::GrammarMatcher* g = sampler.grammar();
+  if (!g) return {};
+  const std::string text = g->forced_bytes(256);
+  if (text.empty()) return {};
+  std::vector<int32_t> ids = tok.encode(text, /*add_special=*/false, /*parse_special=*/false);
+  std::string spelled;
+  for (int32_t id : ids) spelled += tok.token_to_piece(id, false);
+  if (spelled != text || !g->can_accept(text)) return {};
+  return ids;
+}
+
+}  // namespace
+
 xent_status xent_generate(xent_context* c, xent_sampler* s, const char* prompt, int32_t n_predict,
                           xent_token_callback on_token, void* user_data, xent_generate_stats* stats) {
   return guarded([&] {
@@ -659,6 +678,27 @@ xent_status xent_generate(xent_context* c, xent_sampler* s, const char* prompt, 
     st.prompt_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
 
     for (int32_t i = 0; n_predict < 0 || i < n_predict; ++i) {
+      // Text the grammar forces (a JSON key, say) is emitted as the tokenizer spells it and
+      // evaluated in one decode, without sampling.
+      const std::vector<int32_t> forced = grammar_forced_tokens(tok, *s->sampler);
+      if (!forced.empty() && (n_predict < 0 || i + static_cast<int32_t>(forced.size()) <= n_predict) &&
+          c->ctx->n_past() + static_cast<int64_t>(forced.size()) < c->ctx->n_ctx()) {
+        bool go_on = true;
+        for (int32_t id : forced) {
+          s->sampler->accept(id);
+          const std::string piece = tok.token_to_piece(id, false);
+          if (on_token && !on_token(id, piece.data(), static_cast<int32_t>(piece.size()), user_data)) go_on = false;
+          if (!go_on) break;
+        }
+        const auto n = static_cast<int32_t>(forced.size());
+        st.n_generated += n;
+        st.n_forced += n;
+        i += n - 1;
+        if (!go_on) break;
+        c->ctx->decode(forced.data(), forced.size(), false);
+        c->tokens.insert(c->tokens.end(), forced.begin(), forced.end());
+        continue;
+      }
       const int32_t id = s->sampler->sample(c->ctx->logits(), tok.n_vocab());
       if (id < 0) {  // the grammar allows no token: stop with its reason, never spin
         st.generate_ms = std::chrono::duration<double, std::milli>(clock::now() - t1).count();

@@ -732,6 +732,41 @@ bool GrammarMatcher::is_done() const { return stacks_.size() == 1 && stacks_[0].
 
 bool GrammarMatcher::is_dead() const { return stacks_.empty(); }
 
+std::string GrammarMatcher::forced_bytes(size_t max_bytes) const {
+  std::string out;
+  if (stacks_.empty() || partial_.n != 0) return out;
+  std::vector<uint32_t> tops, next;
+  load(tops);
+  const auto& elements = grammar_->elements();
+  const auto& classes = grammar_->classes();
+  while (!tops.empty()) {
+    uint32_t cp = 0;
+    bool first = true;
+    for (uint32_t id : tops) {
+      if (id == 0) return out;  // the output may end here
+      const Grammar::CharClass& c = classes[elements[arena_->frames[id].pos].value];
+      if (c.negated || c.ranges.size() != 1 || c.ranges[0].first != c.ranges[0].second) return out;
+      if (!first && c.ranges[0].first != cp) return out;
+      cp = c.ranges[0].first, first = false;
+    }
+    char utf8[4];
+    size_t n = 0;
+    if (cp < 0x80) utf8[n++] = static_cast<char>(cp);
+    else if (cp < 0x800) utf8[n++] = static_cast<char>(0xC0 | (cp >> 6)), utf8[n++] = static_cast<char>(0x80 | (cp & 0x3F));
+    else if (cp < 0x10000)
+      utf8[n++] = static_cast<char>(0xE0 | (cp >> 12)), utf8[n++] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F)),
+      utf8[n++] = static_cast<char>(0x80 | (cp & 0x3F));
+    else
+      utf8[n++] = static_cast<char>(0xF0 | (cp >> 18)), utf8[n++] = static_cast<char>(0x80 | ((cp >> 12) & 0x3F)),
+      utf8[n++] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F)), utf8[n++] = static_cast<char>(0x80 | (cp & 0x3F));
+    if (out.size() + n > max_bytes) return out;
+    out.append(utf8, n);
+    advance(tops, cp, next);
+    tops.swap(next);
+  }
+  return out;
+}
+
 bool GrammarMatcher::allows(const GrammarVocab& vocab, int32_t token) const {
   if (token < 0 || token >= vocab.n_vocab()) return false;
   if (vocab.is_end_of_generation(token)) return is_accepting();

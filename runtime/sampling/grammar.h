@@ -108,6 +108,11 @@ class GrammarMatcher {
   bool is_done() const;       // complete, and nothing may follow
   bool is_dead() const;       // no continuation is possible (a rejected accept())
 
+  // The bytes the grammar forces next: while every open stack wants the same one code
+  // point and the output cannot end, that code point (at most max_bytes in all; "" while a
+  // token has split a code point). Emitting them costs no sampling.
+  std::string forced_bytes(size_t max_bytes) const;
+
   // The token rules the sampler uses: a token with a non-empty piece is allowed when the
   // grammar can take its bytes; an end-of-generation token when the output is complete;
   // other tokens with empty pieces (control tokens) never.

@@ -160,6 +160,23 @@ TEST_CASE("overlong forms, surrogates and code points past U+10FFFF are not char
   CHECK(allowed == std::vector<uint8_t>{0, 1, 1, 1, 0, 1, 0});
 }
 
+TEST_CASE("the text a grammar forces is the one continuation it admits", "[runtime][grammar]") {
+  auto g = Grammar::parse(R"(root ::= "{\"patient\": " ( "true" | "tr" [u] "ly" ) "é€}" | "{\"pa" [x-y])");
+  GrammarMatcher m(g);
+  CHECK(m.forced_bytes(100) == "{\"pa");  // then "t" or [x-y]
+  CHECK(m.forced_bytes(3) == "{\"p");
+  REQUIRE(m.accept("{\"pat"));
+  CHECK(m.forced_bytes(100) == "ient\": tru");  // "true" and "truly" part after "tru"
+  REQUIRE(m.accept("ient\": true"));
+  CHECK(m.forced_bytes(100) == "é€}");
+  REQUIRE(m.accept("\xc3"));
+  CHECK(m.forced_bytes(100).empty());  // a split code point: nothing forced
+  REQUIRE(m.accept("\xa9€}"));
+  CHECK(m.forced_bytes(100).empty());  // complete
+  GrammarMatcher star(Grammar::parse(R"(root ::= "ab" "c"*)"));
+  CHECK(star.forced_bytes(100) == "ab");  // then it may end or go on
+}
+
 TEST_CASE("the sampler keeps to the grammar and reports when it cannot", "[runtime][grammar]") {
   SamplerParams p;
   p.temperature = 1.0f;
@@ -359,4 +376,120 @@ TEST_CASE("grammar cost per token on 49k and 128k vocabularies", "[.][grammar-be
                   100.0 * n_masks / n_tokens, mask_us / n_tokens);
     }
   }
+}
+
+// The overhead row of docs/performance.md: on the SmolLM2-135M shape (2 threads), the time a
+// JSON-schema grammar adds to sampling, as a share of a decode step; and what forced tokens
+// save on a schema with long keys (xent_generate forces them, a plain sample-and-decode loop
+// does not). Prints; `test-grammar "[grammar-bench]"`, XENT_BENCH_MODEL to change the file.
+TEST_CASE("JSON grammar overhead against a decode step, forced tokens", "[.][grammar-bench]") {
+  const char* env = std::getenv("XENT_BENCH_MODEL");
+  const std::string path = env ? env : "/tmp/bench/smollm2-135m-q8_0.gguf";
+  const std::string schema = R"({"type": "object", "properties": {
+      "patient_identifier": {"type": "string", "maxLength": 12},
+      "medication_statements": {"type": "array", "maxItems": 3, "items": {"type": "object", "properties": {
+          "medication_name": {"type": "string", "maxLength": 16},
+          "daily_dose_in_milligrams": {"type": "number"},
+          "route_of_administration": {"enum": ["oral", "intravenous", "subcutaneous"]}},
+        "required": ["medication_name", "daily_dose_in_milligrams", "route_of_administration"]}},
+      "reviewed_by_pharmacist": {"type": "boolean"}},
+    "required": ["patient_identifier", "medication_statements", "reviewed_by_pharmacist"]})";
+  char* g = xent_json_schema_to_grammar(schema.c_str());
+  REQUIRE(g);
+  const std::string gbnf = g;
+  xent_string_free(g);
+  auto vocab = vocab_of(path);
+  REQUIRE(vocab);
+  xent_model* model = xent_model_load(path.c_str(), nullptr);
+  REQUIRE(model);
+  xent_context_params cp = xent_context_default_params();
+  cp.n_ctx = 1024;
+  cp.n_threads = 2;
+  xent_context* ctx = xent_context_create(model, &cp);
+  REQUIRE(ctx);
+  const int32_t n_vocab = xent_model_n_vocab(model);
+  using clock = std::chrono::steady_clock;
+  auto ms = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+  std::vector<xent_token> prompt(64);
+  prompt.resize(static_cast<size_t>(xent_tokenize(model, "JSON:", 5, prompt.data(), 64, true, false)));
+
+  // Per step: decode, sampling without the grammar and with it on the same logits.
+  double decode_ms = 0, with_ms = 0, without_ms = 0;
+  int64_t steps = 0;
+  const int kRuns = 5;
+  for (int run = 0; run < kRuns; ++run) {
+    SamplerParams p;  // the CLI's defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05
+    p.seed = 500 + static_cast<uint64_t>(run);
+    Sampler with(p), without(p);
+    with.set_grammar(Grammar::parse(gbnf), vocab);
+    xent_context_truncate(ctx, 0);
+    REQUIRE(xent_decode(ctx, prompt.data(), static_cast<int32_t>(prompt.size()), false) == XENT_OK);
+    for (int i = 0; i < 400; ++i) {
+      const float* logits = xent_get_logits(ctx);
+      const auto t0 = clock::now();
+      const int32_t t = with.sample(logits, n_vocab);
+      const auto t1 = clock::now();
+      without.accept(without.sample(logits, n_vocab));
+      const auto t2 = clock::now();
+      REQUIRE(t >= 0);
+      with.accept(t);
+      if (vocab->is_end_of_generation(t)) break;
+      const auto t3 = clock::now();
+      REQUIRE(xent_decode(ctx, &t, 1, false) == XENT_OK);
+      const auto t4 = clock::now();
+      with_ms += ms(t0, t1), without_ms += ms(t1, t2), decode_ms += ms(t3, t4);
+      ++steps;
+    }
+  }
+  std::printf("%s, 2 threads, %lld steps: decode %.3f ms/token; sampling %.3f ms with the JSON grammar, %.3f without: "
+              "+%.3f ms = %.1f%% of a decode step\n",
+              path.c_str(), static_cast<long long>(steps), decode_ms / steps, with_ms / steps, without_ms / steps,
+              (with_ms - without_ms) / steps, 100.0 * (with_ms - without_ms) / decode_ms);
+
+  // Forced tokens: xent_generate against the same loop without forcing, same seeds.
+  struct Count {
+    int64_t bytes = 0;
+  };
+  auto count = [](xent_token, const char*, int32_t len, void* user) {
+    static_cast<Count*>(user)->bytes += len;
+    return true;
+  };
+  double forced_ms = 0, plain_ms = 0;
+  int64_t forced_tokens = 0, total_forced = 0, plain_tokens = 0, forced_bytes = 0, plain_bytes = 0;
+  for (int run = 0; run < kRuns; ++run) {
+    xent_sampler_params sp = xent_sampler_default_params();
+    sp.seed = 900 + static_cast<uint64_t>(run);
+    xent_sampler* s = xent_sampler_create(&sp);
+    REQUIRE(xent_sampler_set_grammar(s, model, gbnf.c_str(), nullptr) == XENT_OK);
+    xent_context_truncate(ctx, 0);
+    xent_generate_stats st{};
+    Count c;
+    REQUIRE(xent_generate(ctx, s, "JSON:", 600, count, &c, &st) == XENT_OK);
+    forced_ms += st.generate_ms, forced_tokens += st.n_generated, total_forced += st.n_forced, forced_bytes += c.bytes;
+    xent_sampler_free(s);
+
+    s = xent_sampler_create(&sp);
+    REQUIRE(xent_sampler_set_grammar(s, model, gbnf.c_str(), nullptr) == XENT_OK);
+    xent_context_truncate(ctx, 0);
+    REQUIRE(xent_decode(ctx, prompt.data(), static_cast<int32_t>(prompt.size()), false) == XENT_OK);
+    const auto t0 = clock::now();
+    for (int i = 0; i < 600; ++i) {
+      const xent_token t = xent_sampler_sample(s, ctx);
+      REQUIRE(t >= 0);
+      if (xent_token_is_eog(model, t)) break;
+      char buf[256];
+      plain_bytes += std::max(0, xent_token_to_piece(model, t, buf, sizeof buf, false));
+      ++plain_tokens;
+      REQUIRE(xent_decode(ctx, &t, 1, false) == XENT_OK);
+    }
+    plain_ms += ms(t0, clock::now());
+    xent_sampler_free(s);
+  }
+  std::printf("forced tokens: %lld of %lld generated (%.0f%%); %.2f ms per output byte with forcing, %.2f without "
+              "(%lld and %lld bytes in %d runs; %.0f vs %.0f ms)\n",
+              static_cast<long long>(total_forced), static_cast<long long>(forced_tokens),
+              100.0 * total_forced / std::max<int64_t>(1, forced_tokens), forced_ms / forced_bytes, plain_ms / plain_bytes,
+              static_cast<long long>(forced_bytes), static_cast<long long>(plain_bytes), kRuns, forced_ms, plain_ms);
+  xent_context_free(ctx);
+  xent_model_free(model);
 }
