@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -203,6 +204,34 @@ TEST_CASE("the sampler keeps to the grammar and reports when it cannot", "[runti
   s.set_grammar(Grammar::parse("root ::= \"z\""), vocab);
   CHECK(s.sample(logits.data(), 5) == -1);
   CHECK_THAT(s.grammar_error(), Catch::Contains("no token of the vocabulary"));
+}
+
+TEST_CASE("redrawing refused tokens gives the masked distribution", "[runtime][grammar]") {
+  // Tokens 0..4; the grammar takes "a" (p 0.1 of all), "b" (0.05) and "c" (0.05): most draws are
+  // refused at first, and some runs of 32 refusals fall back to the mask. Either way each
+  // allowed token must come out in proportion to its probability: a 2:1:1 split.
+  auto vocab = std::make_shared<GrammarVocab>(std::vector<std::string>{"a", "b", "c", "x", "y"},
+                                              std::vector<uint8_t>{0, 0, 0, 0, 0});
+  const std::vector<float> logits = {std::log(0.1f), std::log(0.05f), std::log(0.05f), std::log(0.4f), std::log(0.4f)};
+  SamplerParams p;
+  p.temperature = 1.0f;
+  p.top_k = 0;
+  p.top_p = 1.0f;
+  p.min_p = 0.0f;
+  Sampler s(p);
+  auto g = Grammar::parse("root ::= [abc]");
+  s.set_grammar(g, vocab);
+  std::vector<int> seen(5, 0);
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) {
+    ++seen[static_cast<size_t>(s.sample(logits.data(), 5))];
+    s.set_grammar(g, vocab);  // restarts the grammar, keeps the random stream (reset() would not)
+  }
+  CHECK(seen[3] + seen[4] == 0);
+  CHECK(std::abs(seen[0] / double(n) - 0.5) < 0.02);
+  CHECK(std::abs(seen[1] / double(n) - 0.25) < 0.02);
+  CHECK(std::abs(seen[2] / double(n) - 0.25) < 0.02);
+  CHECK(s.n_grammar_masks() < static_cast<uint64_t>(n) / 100);  // 0.8^32 of them: most found one by redrawing
 }
 
 namespace {
