@@ -319,8 +319,9 @@ XENT_API void xent_sampler_reset(xent_sampler* sampler);
  * GBNF, the syntax llama.cpp reads (rules "name ::= ...", alternatives |, groups ( ),
  * repetitions * + ? {m,n}, "literals", [character classes] with ranges and ^, escapes,
  * # comments), starting at rule root ("root" when NULL), over model's vocabulary. The
- * drawn token is checked against the grammar; only when it is rejected is the whole
- * vocabulary masked (one walk of a token trie). End-of-generation tokens are allowed only
+ * drawn token is checked against the grammar and a rejected one drawn again (for greedy
+ * sampling: the next best), which keeps the masked distribution; only after 32 rejections is
+ * the whole vocabulary masked (one walk of a token trie). End-of-generation tokens are allowed only
  * when the output is a complete sentence. When no token can continue it,
  * xent_sampler_sample returns -1 and xent_generate returns XENT_ERROR_GRAMMAR, each with
  * xent_last_error() saying why. gbnf NULL removes the grammar. A syntax error, an
