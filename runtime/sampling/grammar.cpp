@@ -775,6 +775,31 @@ bool GrammarMatcher::allows(const GrammarVocab& vocab, int32_t token) const {
 }
 
 int32_t GrammarMatcher::allowed_tokens(const GrammarVocab& vocab, std::vector<uint8_t>& allowed) const {
+  const GrammarVocab* which = &vocab;
+  const uint64_t sizes[2] = {static_cast<uint64_t>(vocab.n_vocab()), vocab.nodes().size()};
+  std::string key(reinterpret_cast<const char*>(&which), sizeof which);
+  key.append(reinterpret_cast<const char*>(sizes), sizeof sizes);
+  key.append(reinterpret_cast<const char*>(partial_.bytes), partial_.n);
+  key += static_cast<char>(partial_.n);
+  for (const auto& stack : stacks_) {
+    const auto depth = static_cast<uint32_t>(stack.size());
+    key.append(reinterpret_cast<const char*>(&depth), sizeof depth);
+    key.append(reinterpret_cast<const char*>(stack.data()), stack.size() * sizeof(uint32_t));
+  }
+  auto hit = mask_cache_.find(key);
+  if (hit != mask_cache_.end()) {
+    allowed = hit->second.allowed;
+    return hit->second.n_allowed;
+  }
+  const int32_t n = walk_mask(vocab, allowed);
+  constexpr size_t kCacheBytes = size_t{4} << 20;
+  if (mask_cache_bytes_ + allowed.size() > kCacheBytes) mask_cache_.clear(), mask_cache_bytes_ = 0;
+  mask_cache_.emplace(std::move(key), CachedMask{allowed, n});
+  mask_cache_bytes_ += allowed.size();
+  return n;
+}
+
+int32_t GrammarMatcher::walk_mask(const GrammarVocab& vocab, std::vector<uint8_t>& allowed) const {
   allowed.assign(static_cast<size_t>(vocab.n_vocab()), 0);
   int32_t n = 0;
   if (is_accepting())

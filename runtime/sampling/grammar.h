@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -135,6 +136,7 @@ class GrammarMatcher {
   void advance(const std::vector<uint32_t>& tops, uint32_t cp, std::vector<uint32_t>& out) const;
   void load(std::vector<uint32_t>& tops) const;
   bool feed(std::vector<uint32_t>& tops, Utf8& u, std::string_view bytes) const;
+  int32_t walk_mask(const GrammarVocab& vocab, std::vector<uint8_t>& allowed) const;
   void walk(const GrammarVocab& vocab, uint32_t node, size_t depth, const Utf8& u,
             std::vector<uint8_t>& allowed, int32_t* n_allowed) const;
 
@@ -145,6 +147,14 @@ class GrammarMatcher {
   Utf8 partial_;
   std::unique_ptr<Arena> arena_;  // scratch for checks and masks; rebuilt from stacks_
   mutable std::vector<std::vector<uint32_t>> depth_tops_;  // per trie depth, reused
+  // Masks already walked, by state (the stacks, the split code point, the vocabulary): a
+  // long string or a repeated structure comes back to the same state. Bounded in bytes.
+  struct CachedMask {
+    std::vector<uint8_t> allowed;
+    int32_t n_allowed;
+  };
+  mutable std::unordered_map<std::string, CachedMask> mask_cache_;
+  mutable size_t mask_cache_bytes_ = 0;
 };
 
 }  // namespace xent

@@ -159,6 +159,15 @@ TEST_CASE("overlong forms, surrogates and code points past U+10FFFF are not char
   std::vector<uint8_t> allowed;
   CHECK(m.allowed_tokens(vocab, allowed) == 4);
   CHECK(allowed == std::vector<uint8_t>{0, 1, 1, 1, 0, 1, 0});
+  // The same state again comes from the mask cache; a new state does not.
+  std::vector<uint8_t> again;
+  CHECK(m.allowed_tokens(vocab, again) == 4);
+  CHECK(again == allowed);
+  REQUIRE(m.accept("\xe0"));
+  CHECK(m.allowed_tokens(vocab, again) == 0);  // "\xe0\xa0\x80" is not "\xa0..."; nothing fits
+  REQUIRE(m.accept("\xa0\x80"));
+  CHECK(m.allowed_tokens(vocab, again) == 4);
+  CHECK(again == allowed);  // back in the string: the cached mask
 }
 
 TEST_CASE("the text a grammar forces is the one continuation it admits", "[runtime][grammar]") {
