@@ -278,6 +278,13 @@ void Engine::admit(const std::shared_ptr<Job>& job, Slot& slot) {
     slot.job.reset();
     return;
   }
+  // The grammar compiled when the request was read; the vocabulary's trie is the model's.
+  if (!job->req->grammar.empty() &&
+      xent_sampler_set_grammar(slot.sampler.get(), model_, job->req->grammar.c_str(), nullptr) != XENT_OK) {
+    job->fail(bad_request(job->req->grammar_source + ": " + xent_last_error(), "invalid_grammar"));
+    slot.job.reset();
+    return;
+  }
   ++n_busy_;
   job->start();
 }
@@ -408,31 +415,41 @@ void Engine::loop() {
       const xent_token t = xent_sampler_sample_ith(slot.sampler.get(), ctx_, slot.logit_row);
       bool done = false;
       bool eog = false;
-      if (t < 0) {
+      const bool grammar = xent_sampler_grammar_state(slot.sampler.get()) != XENT_GRAMMAR_NONE;
+      const bool grammar_stuck = t < 0 && grammar && std::string(xent_last_error()).rfind("grammar", 0) == 0;
+      if (t < 0 && !grammar_stuck) {
         slot.job->fail(ApiError(500, "server_error", std::string("sampling failed: ") + xent_last_error()));
         slot.outcome = "error";
         end_slot(slot, false);
         continue;
       }
-      if (xent_token_is_eog(model_, t)) {
+      if (t < 0) {
+        // No token continues the grammar (a grammar the vocabulary cannot spell on from here):
+        // the reply ends as "stop" with the text it has, and the log says why. The client's
+        // grammar was valid, so this is no 4xx; nor a 500, the server did nothing wrong.
+        std::fprintf(stderr, "xent serve: slot %d: the %s grammar cannot go on after %d tokens (%s); ending as stop\n",
+                     slot.seq, slot.job->req->grammar_source.c_str(), slot.result.n_completion, xent_last_error());
+        done = eog = true;
+      } else if (xent_token_is_eog(model_, t)) {
         done = eog = true;
       } else {
         ++slot.result.n_completion;
         char buf[256];
-        int32_t len = xent_token_to_piece(model_, t, buf, sizeof buf, false);
+        const bool special = slot.job->req->render_special;
+        int32_t len = xent_token_to_piece(model_, t, buf, sizeof buf, special);
         std::string piece;
         if (len >= 0) {
           piece.assign(buf, static_cast<size_t>(len));
         } else if (len != INT32_MIN) {
           piece.resize(static_cast<size_t>(-len));
-          len = xent_token_to_piece(model_, t, piece.data(), -len, false);
+          len = xent_token_to_piece(model_, t, piece.data(), -len, special);
           if (len < 0) piece.clear();
         }
         const std::string out = slot.gate->push(piece);
         slot.result.text += out;
         slot.job->emit(out);
-        if (slot.gate->stopped()) {
-          done = eog = true;
+        if (slot.gate->stopped() || (grammar && xent_sampler_grammar_state(slot.sampler.get()) == XENT_GRAMMAR_DONE)) {
+          done = eog = true;  // a stop string, or a grammar that allows nothing more
         } else if ((slot.job->req->max_tokens > 0 && slot.result.n_completion >= slot.job->req->max_tokens) ||
                    static_cast<int32_t>(slot.cells.size()) >= n_ctx_slot_ ||
                    ms_between(slot.t_start, now) >= 1000.0 * max_request_s_) {

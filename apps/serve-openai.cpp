@@ -1,6 +1,8 @@
 // `xent serve`: the OpenAI-style request schema (every field type- and range-checked, so
 // bad input becomes a 4xx, never a crash) and the response and stream-chunk JSON.
+#include <algorithm>
 #include <chrono>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -70,7 +72,77 @@ int32_t count_tokens(const ServerInfo& info, const std::string& text) {
   return n < 0 ? -n : n;
 }
 
-// The fields both endpoints share: sampling, limits, stop strings, streaming.
+// Compiles the request's grammar once on a sampler of its own, so that a bad one is this
+// request's 400 and not a failure after it waited for a slot.
+void check_grammar(const ServerInfo& info, const GenerationRequest& req) {
+  const xent_sampler_params p = xent_sampler_default_params();
+  std::unique_ptr<xent_sampler, decltype(&xent_sampler_free)> s(xent_sampler_create(&p), xent_sampler_free);
+  if (!s) throw ApiError(500, "server_error", std::string("cannot create a sampler: ") + xent_last_error());
+  if (xent_sampler_set_grammar(s.get(), info.model, req.grammar.c_str(), nullptr) != XENT_OK)
+    throw bad_request(req.grammar_source + ": " + xent_last_error(), "invalid_grammar");
+}
+
+const json& object_field(const json& body, const char* key, const std::string& where) {
+  const json& v = body.at(key);
+  if (!v.is_object()) throw bad_request("'" + where + "' must be an object");
+  return v;
+}
+
+// What constrains the output: OpenAI's response_format, llama-server's grammar (GBNF) and
+// json_schema, Ollama's format ("json" or a schema). At most one of them, and none beside a
+// tool_choice that forces a call (which has set the grammar already).
+void parse_output_format(const json& body, const ServerInfo& info, GenerationRequest& req) {
+  std::string grammar, source;
+  auto take = [&](std::string g, std::string from) {
+    if (!source.empty() || !req.grammar.empty())
+      throw bad_request("'" + from + "' cannot be combined with '" + (source.empty() ? req.grammar_source : source) +
+                            "': only one may constrain the output",
+                        "conflicting_constraints");
+    grammar = std::move(g);
+    source = std::move(from);
+  };
+  const json any_object = {{"type", "object"}};
+  if (present(body, "response_format")) {
+    const json& rf = object_field(body, "response_format", "response_format");
+    const std::string type = get_string(rf, "type", "");
+    if (type == "json_object") {
+      // llama-server also takes a schema here.
+      const json& schema = present(rf, "schema") ? object_field(rf, "schema", "response_format.schema") : any_object;
+      take(schema_grammar(schema, "response_format.schema"), "response_format");
+    } else if (type == "json_schema") {
+      if (!present(rf, "json_schema")) throw bad_request("'response_format.json_schema' is required for type json_schema");
+      const json& js = object_field(rf, "json_schema", "response_format.json_schema");
+      get_string(js, "name", "");  // type-checked; the name only labels the schema
+      get_bool(js, "strict", false);
+      const json& schema = present(js, "schema") ? object_field(js, "schema", "response_format.json_schema.schema")
+                                                 : any_object;
+      take(schema_grammar(schema, "response_format.json_schema.schema"), "response_format");
+    } else if (type != "text") {
+      throw bad_request("'response_format.type' must be text, json_object or json_schema");
+    }
+  }
+  if (present(body, "grammar")) {
+    const std::string g = get_string(body, "grammar", "");
+    if (!g.empty()) take(g, "grammar");
+  }
+  if (present(body, "json_schema"))
+    take(schema_grammar(object_field(body, "json_schema", "json_schema"), "json_schema"), "json_schema");
+  if (present(body, "format")) {
+    const json& f = body.at("format");
+    if (f.is_string() && f.get<std::string>() == "json") take(schema_grammar(any_object, "format"), "format");
+    else if (f.is_object()) take(schema_grammar(f, "format"), "format");
+    else if (!(f.is_string() && f.get<std::string>().empty()))
+      throw bad_request("'format' must be \"json\" or a JSON schema object");
+  }
+  if (!source.empty()) {
+    req.grammar = std::move(grammar);
+    req.grammar_source = std::move(source);
+  }
+  if (!req.grammar.empty()) check_grammar(info, req);
+}
+
+// The fields both endpoints share: sampling, limits, stop strings, streaming, the output's
+// grammar.
 void parse_common(const json& body, const ServerInfo& info, GenerationRequest& req, const char* max_tokens_key) {
   check_model(body, info);
   if (get_int(body, "n", 1, 1, 1) != 1) throw bad_request("'n' must be 1");
@@ -107,6 +179,8 @@ void parse_common(const json& body, const ServerInfo& info, GenerationRequest& r
     }
   }
 
+  parse_output_format(body, info, req);
+
   req.n_prompt = count_tokens(info, req.prompt);
   if (req.n_prompt == 0) throw bad_request("the prompt is empty");
   if (req.n_prompt >= info.n_ctx)
@@ -142,6 +216,124 @@ std::string message_content(const json& m, size_t i) {
   return out;
 }
 
+std::string render_chat(const ServerInfo& info, const char* tmpl, const json& messages, const json& variables) {
+  const std::string m = messages.dump(-1, ' ', false, json::error_handler_t::replace);
+  const std::string v = variables.dump(-1, ' ', false, json::error_handler_t::replace);
+  const int32_t n = xent_chat_apply_template_json(info.model, tmpl, m.c_str(), v.c_str(), true, nullptr, 0);
+  if (n < 0) throw bad_request(std::string("cannot apply the chat template: ") + xent_last_error());
+  std::string text(static_cast<size_t>(n) + 1, '\0');
+  if (xent_chat_apply_template_json(info.model, tmpl, m.c_str(), v.c_str(), true, text.data(), n + 1) != n)
+    throw ApiError(500, "server_error", std::string("chat template: ") + xent_last_error());
+  text.resize(static_cast<size_t>(n));
+  return text;
+}
+
+// An assistant message's earlier calls, for the template: arguments as a JSON object (the
+// API sends a string), as transformers' templates read them (tojson, items()).
+json history_tool_calls(const json& calls, const std::string& at) {
+  if (!calls.is_array()) throw bad_request(at + ".tool_calls must be an array");
+  json out = json::array();
+  for (size_t k = 0; k < calls.size(); ++k) {
+    const json& c = calls[k];
+    const std::string where = at + ".tool_calls[" + std::to_string(k) + "]";
+    if (!c.is_object() || !present(c, "function") || !c.at("function").is_object())
+      throw bad_request(where + " must be {\"id\", \"type\": \"function\", \"function\": {\"name\", \"arguments\"}}");
+    const json& f = c.at("function");
+    const std::string name = get_string(f, "name", "");
+    if (name.empty()) throw bad_request(where + ".function.name is required");
+    json args = json::object();
+    if (present(f, "arguments")) {
+      const json& a = f.at("arguments");
+      if (a.is_string()) args = json::parse(a.get<std::string>(), nullptr, false);
+      else args = a;
+      if (!args.is_object()) throw bad_request(where + ".function.arguments must be a JSON object (or its text)");
+    }
+    out.push_back({{"id", get_string(c, "id", "")},
+                   {"type", "function"},
+                   {"function", {{"name", name}, {"arguments", args}}}});
+  }
+  return out;
+}
+
+struct ToolRequest {
+  json list = json::array();  // the tools as the client wrote them
+  bool rendered = false;      // the template gets them (tools given, tool_choice not "none")
+};
+
+bool valid_tool_name(const std::string& n) {
+  if (n.empty() || n.size() > 64) return false;
+  for (const char c : n)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+      return false;
+  return true;
+}
+
+// tools, tool_choice and parallel_tool_calls. "auto": the reply is searched for calls;
+// "required" or a named function: a grammar makes the reply a call; "none": the template
+// does not get the tools and the reply is text.
+ToolRequest parse_tools(const json& body, GenerationRequest& req) {
+  ToolRequest t;
+  std::vector<Tool> tools;
+  if (present(body, "tools")) {
+    const json& list = body.at("tools");
+    if (!list.is_array()) throw bad_request("'tools' must be an array");
+    if (list.size() > 128) throw bad_request("'tools' holds at most 128 tools");
+    for (size_t i = 0; i < list.size(); ++i) {
+      const std::string at = "tools[" + std::to_string(i) + "]";
+      const json& tool = list[i];
+      if (!tool.is_object() || get_string(tool, "type", "") != "function" || !present(tool, "function"))
+        throw bad_request(at + " must be {\"type\": \"function\", \"function\": {\"name\", \"parameters\"}}");
+      const json& f = object_field(tool, "function", at + ".function");
+      const std::string name = get_string(f, "name", "");
+      if (!valid_tool_name(name))
+        throw bad_request(at + ".function.name must be 1 to 64 letters, digits, '_' or '-'");
+      for (const Tool& other : tools)
+        if (other.name == name) throw bad_request(at + ": a second tool named '" + name + "'");
+      get_string(f, "description", "");
+      const json params = present(f, "parameters")
+                              ? object_field(f, "parameters", at + ".function.parameters")
+                              : json{{"type", "object"}, {"properties", json::object()}};
+      tools.push_back({name, params});
+    }
+    t.list = list;
+  }
+  const char* choices = "'tool_choice' must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": ...}}";
+  std::string choice = tools.empty() ? "none" : "auto", named;
+  if (present(body, "tool_choice")) {
+    const json& c = body.at("tool_choice");
+    if (c.is_string()) {
+      choice = c.get<std::string>();
+      if (choice != "none" && choice != "auto" && choice != "required") throw bad_request(choices);
+    } else if (c.is_object()) {
+      if (get_string(c, "type", "") != "function" || !present(c, "function") || !c.at("function").is_object())
+        throw bad_request(choices);
+      named = get_string(c.at("function"), "name", "");
+      choice = "function";
+      if (std::none_of(tools.begin(), tools.end(), [&](const Tool& x) { return x.name == named; }))
+        throw bad_request("'tool_choice' names the function '" + named + "', which is not in 'tools'");
+    } else {
+      throw bad_request(choices);
+    }
+  }
+  const bool forced = choice == "required" || choice == "function";
+  if (forced && tools.empty()) throw bad_request("'tool_choice' " + choice + " needs 'tools'");
+  const bool parallel = get_bool(body, "parallel_tool_calls", true);
+  if (choice == "none" || tools.empty()) return t;
+  t.rendered = true;
+  req.parse_tools = true;
+  for (const Tool& x : tools) req.tool_names.push_back(x.name);
+  // Llama's <|python_tag|> and Mistral's [TOOL_CALLS] are control tokens.
+  req.render_special = req.tool_syntax != ToolSyntax::hermes;
+  if (forced) {
+    std::vector<Tool> allowed;
+    for (const Tool& x : tools)
+      if (named.empty() || x.name == named) allowed.push_back(x);
+    req.grammar = tool_call_grammar(req.tool_syntax, allowed, parallel);
+    req.grammar_source = "tool_choice";
+  }
+  return t;
+}
+
 }  // namespace
 
 GenerationRequest parse_completion_request(const json& body, const ServerInfo& info) {
@@ -164,26 +356,51 @@ GenerationRequest parse_chat_request(const json& body, const ServerInfo& info) {
     throw bad_request("'messages' must be a non-empty array");
   const json& msgs = body.at("messages");
   if (msgs.size() > 1024) throw bad_request("too many messages");
-  std::vector<std::string> roles, contents;
+  // --chat-template, else the model's; models without one (a plain GPT-2) get ChatML.
+  std::string source = info.chat_template.empty() ? xent_model_chat_template(info.model) : info.chat_template;
+  if (source.empty()) source = "chatml";
+  const char* tmpl = source.c_str();
+  req.tool_syntax = tool_syntax_of(source);
+  const ToolRequest tools = parse_tools(body, req);
+
+  json messages = json::array();
   for (size_t i = 0; i < msgs.size(); ++i) {
     const json& m = msgs[i];
-    if (!m.is_object()) throw bad_request("messages[" + std::to_string(i) + "] must be an object");
+    const std::string at = "messages[" + std::to_string(i) + "]";
+    if (!m.is_object()) throw bad_request(at + " must be an object");
     const std::string role = get_string(m, "role", "");
-    if (role != "system" && role != "user" && role != "assistant" && role != "developer")
-      throw bad_request("messages[" + std::to_string(i) + "].role must be system, user or assistant");
-    roles.push_back(role == "developer" ? "system" : role);
-    contents.push_back(message_content(m, i));
+    if (role != "system" && role != "user" && role != "assistant" && role != "developer" && role != "tool")
+      throw bad_request(at + ".role must be system, user, assistant or tool");
+    json out = {{"role", role == "developer" ? "system" : role}, {"content", message_content(m, i)}};
+    if (role == "assistant" && present(m, "tool_calls")) {
+      out["tool_calls"] = history_tool_calls(m.at("tool_calls"), at);
+    }
+    if (role == "tool") {
+      out["tool_call_id"] = get_string(m, "tool_call_id", "");
+      if (present(m, "name")) out["name"] = get_string(m, "name", "");
+    }
+    messages.push_back(std::move(out));
   }
-  std::vector<xent_chat_message> cm(msgs.size());
-  for (size_t i = 0; i < cm.size(); ++i) cm[i] = {roles[i].c_str(), contents[i].c_str()};
-  // Models without a template of their own (a plain GPT-2) still get a usable format.
-  const char* tmpl = xent_model_chat_template(info.model)[0] ? nullptr : "chatml";
-  const int32_t n = xent_chat_apply_template(info.model, tmpl, cm.data(), cm.size(), true, nullptr, 0);
-  if (n < 0) throw bad_request(std::string("cannot apply the chat template: ") + xent_last_error());
-  std::string text(static_cast<size_t>(n) + 1, '\0');
-  if (xent_chat_apply_template(info.model, tmpl, cm.data(), cm.size(), true, text.data(), n + 1) != n)
-    throw ApiError(500, "server_error", std::string("chat template: ") + xent_last_error());
-  text.resize(static_cast<size_t>(n));
+  json variables = json::object();
+  if (tools.rendered) variables["tools"] = tools.list;
+  std::string text = render_chat(info, tmpl, messages, variables);
+  // A template that does not read `tools` (plain ChatML) is told about them in the system
+  // message instead, and sees the calls in the history written as the model would write them.
+  if (tools.rendered && text == render_chat(info, tmpl, messages, json::object())) {
+    const std::string about = tools_system_text(req.tool_syntax, tools.list);
+    if (messages[0]["role"] == "system")
+      messages[0]["content"] = messages[0]["content"].get<std::string>() + "\n\n" + about;
+    else
+      messages.insert(messages.begin(), json{{"role", "system"}, {"content", about}});
+    for (json& m : messages)
+      if (m.contains("tool_calls")) {
+        const std::string calls = tool_calls_text(req.tool_syntax, m.at("tool_calls"));
+        const std::string content = m["content"].get<std::string>();
+        m["content"] = content.empty() ? calls : content + "\n" + calls;
+        m.erase("tool_calls");
+      }
+    text = render_chat(info, tmpl, messages, json::object());
+  }
   req.prompt = std::move(text);
   parse_common(body, info, req, "max_completion_tokens");
   return req;
@@ -239,10 +456,30 @@ static int64_t unix_time() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+json tool_calls_json(const std::vector<ToolCall>& calls, bool with_index) {
+  json list = json::array();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    json c = json::object();
+    if (with_index) c["index"] = i;
+    c["id"] = calls[i].id;
+    c["type"] = "function";
+    c["function"] = {{"name", calls[i].name}, {"arguments", calls[i].arguments}};
+    list.push_back(std::move(c));
+  }
+  return list;
+}
+
 json completion_response(const GenerationRequest& req, const GenerationResult& r, const ServerInfo& info,
                          const std::string& id) {
   json choice = {{"index", 0}, {"finish_reason", r.finish_reason}};
-  if (req.chat) {
+  if (req.chat && req.parse_tools) {
+    const ChatReply reply = parse_tool_calls(req.tool_syntax, r.text, req.tool_names);
+    choice["message"] = {{"role", "assistant"}, {"content", reply.has_content ? json(reply.content) : json(nullptr)}};
+    if (!reply.calls.empty()) {
+      choice["message"]["tool_calls"] = tool_calls_json(reply.calls, false);
+      choice["finish_reason"] = "tool_calls";
+    }
+  } else if (req.chat) {
     choice["message"] = {{"role", "assistant"}, {"content", r.text}};
   } else {
     choice["text"] = r.text;
@@ -271,6 +508,18 @@ json stream_chunk(const GenerationRequest& req, const std::string& delta, const 
   }
   return {{"id", id},
           {"object", req.chat ? "chat.completion.chunk" : "text_completion"},
+          {"created", unix_time()},
+          {"model", info.model_id},
+          {"choices", json::array({choice})}};
+}
+
+json tool_calls_chunk(const std::vector<ToolCall>& calls, const ServerInfo& info, const std::string& id, bool first) {
+  json d = json::object();
+  if (first) d["role"] = "assistant";
+  d["tool_calls"] = tool_calls_json(calls, true);
+  json choice = {{"index", 0}, {"delta", d}, {"finish_reason", nullptr}};
+  return {{"id", id},
+          {"object", "chat.completion.chunk"},
           {"created", unix_time()},
           {"model", info.model_id},
           {"choices", json::array({choice})}};

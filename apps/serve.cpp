@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -46,6 +47,7 @@ class Server {
     info_.model = model;
     info_.model_id = o.alias.empty() ? file_stem(o.model.model_path) : o.alias;
     info_.max_tokens_limit = o.max_tokens_limit;
+    info_.chat_template = o.chat_template;
   }
   void set_n_ctx(int32_t n) { info_.n_ctx = n; }
   httplib::Server& http() { return http_; }
@@ -191,18 +193,36 @@ void Server::generation(const httplib::Request& http_req, httplib::Response& res
           return sink.write(line.data(), line.size());
         };
         bool first = true;
+        auto send_text = [&](const std::string& text) {
+          if (text.empty()) return true;
+          if (!send(stream_chunk(*req, text, nullptr, info_, id, first))) return false;
+          first = false;
+          return true;
+        };
+        // With tools, text that may be a call waits until the reply is complete.
+        std::unique_ptr<ToolCallGate> tools;
+        if (req->parse_tools) tools = std::make_unique<ToolCallGate>(req->tool_syntax);
         try {
           std::string delta;
           while (job->next_text(&delta)) {
-            if (!send(stream_chunk(*req, delta, nullptr, info_, id, first))) {
+            if (!send_text(tools ? tools->push(delta) : delta)) {
               job->cancelled = true;  // the client went away: the engine frees the slot
               sink.done();
               return false;
             }
-            first = false;
             delta.clear();
           }
-          const GenerationResult r = job->wait_result();
+          GenerationResult r = job->wait_result();
+          if (tools) {
+            const ChatReply reply = parse_tool_calls(req->tool_syntax, tools->text(), req->tool_names);
+            if (reply.has_content && tools->n_sent() < reply.content.size())
+              send_text(reply.content.substr(tools->n_sent()));
+            if (!reply.calls.empty()) {
+              send(tool_calls_chunk(reply.calls, info_, id, first));
+              first = false;
+              r.finish_reason = "tool_calls";
+            }
+          }
           json last = stream_chunk(*req, "", &r.finish_reason, info_, id, first);
           last["timings"] = timings_json(r);
           send(last);
@@ -280,6 +300,8 @@ int run_server(const Options& o) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  Options opts = o;
+  if (!o.chat_template_file.empty() && !read_file(o.chat_template_file, &opts.chat_template)) return 1;
   xent_model* model = load_model(o.model);
   if (!model) return 1;
   std::unique_ptr<xent_model, decltype(&xent_model_free)> model_guard(model, xent_model_free);
@@ -292,7 +314,15 @@ int run_server(const Options& o) {
     print_error("serve", e.what());
     return 1;
   }
-  Server server(o, model, *engine, *pool);
+  // A template that cannot render a plain turn is refused now, not at the first request.
+  if (!opts.chat_template.empty()) {
+    const xent_chat_message probe = {"user", "hi"};
+    if (xent_chat_apply_template(model, opts.chat_template.c_str(), &probe, 1, true, nullptr, 0) < 0) {
+      print_error("serve", std::string("--chat-template: ") + xent_last_error());
+      return 1;
+    }
+  }
+  Server server(opts, model, *engine, *pool);
   server.set_n_ctx(engine->n_ctx_slot());
   std::fprintf(stderr, "xent serve: KV cache %d cells = %d slot(s) x %d, %.1f MiB\n",
                engine->n_ctx_slot() * o.parallel, o.parallel, engine->n_ctx_slot(),
@@ -351,6 +381,10 @@ void add_serve_command(CLI::App& app, int& exit_code) {
                   "seconds of generation a request may take; then it ends with finish_reason \"length\"")
       ->check(CLI::Range(0.001, 86400.0));
   cmd->add_option("--alias", o->alias, "model id shown in /v1/models (default: the file name)");
+  cmd->add_option("--chat-template", o->chat_template,
+                  "chat template: a built-in's name (chatml, llama3, ...) or Jinja source (default: the model's)");
+  cmd->add_option("--chat-template-file", o->chat_template_file, "chat template: a Jinja file")
+      ->excludes(cmd->get_option("--chat-template"));
   cmd->callback([o, &exit_code] { exit_code = serve::run_server(*o); });
 }
 

@@ -20,7 +20,9 @@
 
 namespace xent::app::serve {
 
-using json = nlohmann::json;
+// Ordered: a client's key order survives into what the model sees (tool schemas in the
+// chat template, properties in a schema's grammar), as Python's dicts keep it.
+using json = nlohmann::ordered_json;
 
 struct Options {
   ModelOptions model;
@@ -35,6 +37,8 @@ struct Options {
   int io_timeout_s = 30;          // a client that sends or reads nothing for this long is dropped
   double max_request_s = 600;     // a generation ends ("length") after this much time in a slot
   std::string alias;              // the model id in /v1/models (default: the file name)
+  std::string chat_template;      // a built-in's name or Jinja source (default: the model's)
+  std::string chat_template_file;
 };
 
 // A client mistake or a refusal, reported as {"error": {"message", "type", "code"}}.
@@ -54,7 +58,74 @@ struct ServerInfo {
   std::string model_id;
   int32_t n_ctx = 0;
   int max_tokens_limit = 2048;
+  std::string chat_template;  // --chat-template(-file); empty: the model's own
 };
+
+// ---- tools and structured output (serve-tools.cpp) --------------------------------
+
+// How a chat template's model writes a tool call:
+//   hermes   <tool_call>{"name": ..., "arguments": {...}}</tool_call> (Qwen2.5, Qwen3, ChatML)
+//   llama3   {"name": ..., "parameters": {...}}, maybe after <|python_tag|> (Llama 3.1-3.3)
+//   mistral  [TOOL_CALLS][{"name": ..., "arguments": {...}}, ...]
+enum class ToolSyntax { hermes, llama3, mistral };
+// From the template's marker tokens; a template that names none (plain ChatML) gets hermes.
+ToolSyntax tool_syntax_of(const std::string& template_source);
+const char* tool_syntax_name(ToolSyntax s);
+
+struct ToolCall {
+  std::string id;         // "call_..."
+  std::string name;
+  std::string arguments;  // a JSON object's text
+};
+
+// What a chat reply holds once tool calls are taken out of its text.
+struct ChatReply {
+  bool has_content = false;  // false: content is null (only calls, or nothing but whitespace)
+  std::string content;       // the text before the first call (all of it when there is none)
+  std::vector<ToolCall> calls;
+};
+
+// Finds the calls `syntax` writes in text; only calls of a tool in `names` with a JSON
+// object for arguments count. Text that is not a complete, well-formed call is content.
+ChatReply parse_tool_calls(ToolSyntax syntax, const std::string& text, const std::vector<std::string>& names);
+
+// For streaming: hands on the text that is surely content and holds back what may be the
+// start of a call, until parse_tool_calls decides at the end.
+class ToolCallGate {
+ public:
+  explicit ToolCallGate(ToolSyntax syntax) : syntax_(syntax) {}
+  std::string push(const std::string& delta);  // content that may be sent now
+  const std::string& text() const { return text_; }
+  size_t n_sent() const { return sent_; }
+
+ private:
+  ToolSyntax syntax_;
+  std::string text_;   // everything generated
+  size_t sent_ = 0;    // bytes of it sent as content
+  bool held_ = false;  // a call has (maybe) begun: nothing more is sent
+};
+
+// A tool the request offers: its name and the JSON schema of its parameters.
+struct Tool {
+  std::string name;
+  json parameters;
+};
+
+// GBNF (xent_json_schema_to_grammar for each tool's parameters) for output that is one call
+// (or, parallel, one or more) of `tools` in `syntax`'s form. Throws ApiError 400 naming the
+// tool whose schema cannot be converted.
+std::string tool_call_grammar(ToolSyntax syntax, const std::vector<Tool>& tools, bool parallel);
+// The calls as the model writes them, for assistant messages in the history and templates
+// that do not read `tools` (then the system message describes the tools: tools_system_text).
+std::string tool_calls_text(ToolSyntax syntax, const json& tool_calls);
+std::string tools_system_text(ToolSyntax syntax, const json& tools);
+
+// GBNF from a JSON schema (xent_json_schema_to_grammar); throws ApiError 400 with the
+// converter's reason, prefixed by `what` ("response_format.json_schema.schema").
+std::string schema_grammar(const json& schema, const std::string& what);
+// Renames every rule of a GBNF grammar to prefix + name, so several grammars can share one.
+std::string prefix_grammar_rules(const std::string& gbnf, const std::string& prefix);
+std::string new_tool_call_id();
 
 struct GenerationRequest {
   std::string prompt;       // the full text given to the model (the chat template applied)
@@ -65,6 +136,15 @@ struct GenerationRequest {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   bool chat = false;
+  // Structured output: GBNF the output must follow (empty: none), set on the job's sampler
+  // when it gets a slot, and where it came from, for errors and the log.
+  std::string grammar;
+  std::string grammar_source;
+  // Tools: when parse_tools, the reply's text is searched for calls of tool_names.
+  bool parse_tools = false;
+  ToolSyntax tool_syntax = ToolSyntax::hermes;
+  std::vector<std::string> tool_names;
+  bool render_special = false;  // control tokens in the text (<|python_tag|>, [TOOL_CALLS])
 };
 
 struct AutocompleteRequest {
@@ -84,7 +164,8 @@ AutocompleteRequest parse_autocomplete_request(const json& body);
 
 struct GenerationResult {
   std::string text;
-  std::string finish_reason = "stop";  // "stop" (end token or stop string) or "length"
+  // "stop" (end token, stop string, a grammar completed or unable to go on) or "length"
+  std::string finish_reason = "stop";
   int32_t n_prompt = 0, n_completion = 0;
   int32_t n_cached = 0;  // prompt tokens found in the cache
   double prompt_ms = 0, generate_ms = 0;
@@ -97,6 +178,9 @@ json completion_response(const GenerationRequest& req, const GenerationResult& r
 // One streamed chunk: delta text, or the last one (finish_reason set, text empty).
 json stream_chunk(const GenerationRequest& req, const std::string& delta, const std::string* finish_reason,
                   const ServerInfo& info, const std::string& id, bool first);
+// The chunk with a reply's tool calls, all of each call in one delta.
+json tool_calls_chunk(const std::vector<ToolCall>& calls, const ServerInfo& info, const std::string& id, bool first);
+json tool_calls_json(const std::vector<ToolCall>& calls, bool with_index);
 json usage_json(const GenerationResult& r);
 json timings_json(const GenerationResult& r);
 std::string new_request_id(bool chat);
