@@ -36,4 +36,5 @@ cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release ${XENT_CMAKE_ARGS:-} >/dev
 cmake --build "$build_dir" -j"$(nproc)"
 if [ $with_tests = 1 ]; then
   scripts/setup-browser-tests.sh
+  scripts/setup-client-tests.sh
 fi
