@@ -427,7 +427,7 @@ void Engine::loop() {
         // No token continues the grammar (a grammar the vocabulary cannot spell on from here):
         // the reply ends as "stop" with the text it has, and the log says why. The client's
         // grammar was valid, so this is no 4xx; nor a 500, the server did nothing wrong.
-        std::fprintf(stderr, "xent serve: slot %d: the %s grammar cannot go on after %d tokens (%s); ending as stop\n",
+        std::fprintf(stderr, "xent serve: slot %d: the grammar (from %s) cannot go on after %d tokens (%s); ending as stop\n",
                      slot.seq, slot.job->req->grammar_source.c_str(), slot.result.n_completion, xent_last_error());
         done = eog = true;
       } else if (xent_token_is_eog(model_, t)) {

@@ -410,6 +410,16 @@ TEST_CASE("xent serve: response_format, grammar, json_schema and format replies"
     CHECK(http(port, "GET", "/health").status == 200);  // the server is still fine
   }
 
+  SECTION("a grammar no token can continue ends the reply as stop, and the log says why") {
+    // After "ab" the grammar wants a character of an empty class.
+    const Response r = post(port, "/v1/chat/completions",
+                            {{"messages", chat("x")}, {"grammar", "root ::= \"ab\" [^\\x00-\\U0010FFFF]"}, {"max_tokens", 20}});
+    REQUIRE(r.status == 200);
+    CHECK(r.j()["choices"][0]["finish_reason"] == "stop");
+    CHECK(r.j()["choices"][0]["message"]["content"] == "ab");
+    CHECK(server.log().find("the grammar (from grammar) cannot go on") != std::string::npos);
+  }
+
   SECTION("constrained and plain requests share batch steps") {
     // A long constrained reply, and a plain one sent while it runs: alone they would take
     // a step per token (prompts aside); together, fewer. (A plain reply can end before
