@@ -226,7 +226,8 @@ Hyper read_hyper(const Config& c) {
     h.n_head_kv = h.n_head;
     h.n_ctx = c.get_int({"n_positions", "n_ctx", "max_position_embeddings"});
     // n_inner null (the usual case) means 4 * n_embd.
-    h.n_ff = c.find_int({"n_inner"}).value_or(4 * h.n_embd);
+    // (Clamped first: a hostile n_embd must fail the range check below, not overflow here.)
+    h.n_ff = c.find_int({"n_inner"}).value_or(4 * std::clamp<int64_t>(h.n_embd, -1, int64_t{1} << 32));
     h.norm_eps = c.find_float({"layer_norm_epsilon"}).value_or(1e-5);
     h.tied = true;
   } else {
@@ -255,7 +256,9 @@ Hyper read_hyper(const Config& c) {
     throw Error("config.json: hidden size " + std::to_string(h.n_embd) + " and head counts " + std::to_string(h.n_head) +
                 "/" + std::to_string(h.n_head_kv) + " are inconsistent");
   h.head_dim = c.find_int({"head_dim"}).value_or(h.n_embd / h.n_head);
-  if (h.head_dim <= 0 || h.head_dim % 2 != 0) throw Error("config.json: head_dim must be even and positive");
+  // Real heads are at most a few hundred wide; the bound keeps n_head * head_dim in range.
+  if (h.head_dim <= 0 || h.head_dim % 2 != 0 || h.head_dim > (int64_t{1} << 16))
+    throw Error("config.json: head_dim must be even, positive and at most 65536 (is " + std::to_string(h.head_dim) + ")");
   h.n_rot = h.head_dim;
   if (h.arch == "phi3") {
     // Phi-4-mini rotates partial_rotary_factor of the embedding, split over the heads.
@@ -449,6 +452,11 @@ ConvertResult convert_checkpoint(const ConvertParams& p) {
     it.ne.assign(shape.rbegin(), shape.rend());
     items.push_back(std::move(it));
   }
+  // Every block has tensors of its own: a layer count beyond the tensors there are is a
+  // wrong config.json (and would make the table below billions of entries long).
+  if (h.n_layer > static_cast<int64_t>(ckpt->tensors().size()))
+    throw Error("config.json: " + std::to_string(h.n_layer) + " layers, but the checkpoint holds only " +
+                std::to_string(ckpt->tensors().size()) + " tensors");
   // Expected shapes, so that a wrong checkpoint fails here rather than at load time.
   const int64_t d = h.n_embd, q = h.n_head * h.head_dim, kv = h.n_head_kv * h.head_dim;
   std::map<std::string, std::vector<int64_t>> want = {{"token_embd.weight", {d, h.n_vocab}}, {"output_norm.weight", {d}}};

@@ -8,7 +8,7 @@ build_dir="${1:-${XENT_FUZZ_BUILD_DIR:-build-fuzz}}"
 shared="${XENT_SHARED_DIR:-../shared}"
 seeds="$build_dir/seeds"
 rm -rf "$seeds"
-mkdir -p "$seeds"/{fuzz-tokenizer-bpe,fuzz-tokenizer-spm,fuzz-jinja,fuzz-grammar,fuzz-server-request}
+mkdir -p "$seeds"/{fuzz-tokenizer-bpe,fuzz-tokenizer-spm,fuzz-jinja,fuzz-grammar,fuzz-json-schema,fuzz-server-request}
 
 # GGUF models and HF checkpoints, shrunk (tests/fuzz/make-seeds.cpp).
 "$build_dir/tests/fuzz/xent-fuzz-seeds" "$seeds"
@@ -51,6 +51,11 @@ for g in tests/runtime/sampling/grammars/*.gbnf; do
     k=$((k + 1))
   done
 done
+
+# JSON Schemas: the ones the schema tests compile.
+cp tests/runtime/sampling/schemas/* "$seeds/fuzz-json-schema/" 2>/dev/null || true
+printf '%s' '{"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "array", "items": {"enum": ["x", 1, null]}, "maxItems": 3}}, "required": ["a"]}' \
+  > "$seeds/fuzz-json-schema/inline.json"
 
 # Server request bodies (first byte: 0 the tiny Llama with a ChatML template, 1 GPT-2).
 k=0

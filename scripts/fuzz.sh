@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh NAME [SECONDS]: runs one libFuzzer harness of tests/fuzz/ (fuzz-gguf,
 # fuzz-safetensors, fuzz-tokenizer-bpe, fuzz-tokenizer-spm, fuzz-jinja, fuzz-grammar,
-# fuzz-server-request) for SECONDS (default 300) in one process. Configures and builds the
+# fuzz-json-schema, fuzz-server-request) for SECONDS (default 300) in one process. Configures and builds the
 # clang sanitizer build BUILD_DIR (XENT_FUZZ_BUILD_DIR, default build-fuzz) when needed,
 # makes the seeds, keeps the corpus it grows in BUILD_DIR/corpus/NAME, and leaves crash,
 # timeout and out-of-memory reproducers in BUILD_DIR/crashes/NAME, printed at the end.

@@ -562,7 +562,7 @@ std::string json_schema_to_gbnf(std::string_view schema_json) {
   Json schema;
   try {
     schema = Json::parse(schema_json);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for 1e999
     fail(std::string("not valid JSON: ") + e.what());
   }
   return Converter(schema).run();
