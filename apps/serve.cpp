@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "commands.h"
+#include "serve-http.h"
 #include "serve.h"
 #include "web-index.h"
 
@@ -83,13 +84,14 @@ class Server {
   Engine& engine_;
   SlotPool& pool_;
   ServerInfo info_;
-  httplib::Server http_;
+  HttpServer http_;
 };
 
 void Server::install() {
   http_.set_payload_max_length(o_.max_body_bytes);
   http_.set_read_timeout(o_.io_timeout_s, 0);
   http_.set_write_timeout(o_.io_timeout_s, 0);
+  http_.set_header_timeout(o_.io_timeout_s);
   http_.set_keep_alive_timeout(10);
   // Threads: one per slot, one per queued request, and a few for cheap requests.
   const size_t n_threads = static_cast<size_t>(o_.parallel + o_.max_queue + 4);
