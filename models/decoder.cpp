@@ -19,6 +19,7 @@ void read_decoder_hparams(WeightLoader& w, HParams& hp, float default_norm_eps) 
     throw Error("model: " + a + ": embedding_length " + std::to_string(hp.n_embd) + ", block_count " +
                 std::to_string(hp.n_layer) + " and head counts " + std::to_string(hp.n_head) + "/" +
                 std::to_string(hp.n_head_kv) + " are inconsistent");
+  check_layer_count(w, hp);
   hp.head_dim = w.arch_int_or(a, "attention.key_length", hp.n_embd / hp.n_head);
   if (hp.head_dim <= 0 || hp.head_dim > 1024)
     throw Error("model: " + a + ".attention.key_length " + std::to_string(hp.head_dim) + " is out of range");
@@ -31,6 +32,12 @@ void read_decoder_hparams(WeightLoader& w, HParams& hp, float default_norm_eps) 
                 std::to_string(hp.head_dim));
   hp.norm_eps = w.arch_float_or(a, "attention.layer_norm_rms_epsilon", default_norm_eps);
   w.mark_key(a + ".vocab_size");  // the tokenizer and token_embd give it
+}
+
+void check_layer_count(const WeightLoader& w, const HParams& hp) {
+  if (hp.n_layer > static_cast<int64_t>(w.file().tensors().size()))
+    throw Error("model: " + hp.arch + ".block_count " + std::to_string(hp.n_layer) + " but the file holds only " +
+                std::to_string(w.file().tensors().size()) + " tensors");
 }
 
 Graph::RopeExtra read_rope_scaling(WeightLoader& w, HParams& hp, const std::string& allowed) {

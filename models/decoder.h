@@ -12,6 +12,9 @@ namespace xent {
 // key/value_length (equal), rope.dimension_count, the RMSNorm epsilon; vocab_size is marked.
 // Throws naming the key when a value is missing or inconsistent.
 void read_decoder_hparams(WeightLoader& w, HParams& hp, float default_norm_eps);
+// Every block holds tensors of its own, so a block_count beyond the file's tensor count is
+// refused before a table of that many layers is made.
+void check_layer_count(const WeightLoader& w, const HParams& hp);
 
 // rope.freq_base and rope.scaling.*, as the peer reads them: the factor (or the older
 // rope.scale_linear) divides positions unless the type is none; yarn blends that with the

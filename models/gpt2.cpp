@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "models/decoder.h"
 #include "models/registry.h"
 #include "runtime/inference/kv-cache.h"
 
@@ -36,9 +37,11 @@ class Gpt2 final : public Architecture {
     hp.n_ff = w.arch_int(a, "feed_forward_length");
     hp.n_head = w.arch_int(a, "attention.head_count");
     hp.n_head_kv = hp.n_head;
-    if (hp.n_embd % hp.n_head != 0)
-      throw Error("model: gpt2: embedding_length " + std::to_string(hp.n_embd) +
-                  " is not a multiple of head_count " + std::to_string(hp.n_head));
+    if (hp.n_embd <= 0 || hp.n_layer <= 0 || hp.n_ff <= 0 || hp.n_head <= 0 || hp.n_embd % hp.n_head != 0)
+      throw Error("model: gpt2: embedding_length " + std::to_string(hp.n_embd) + ", block_count " +
+                  std::to_string(hp.n_layer) + ", feed_forward_length " + std::to_string(hp.n_ff) +
+                  " and head_count " + std::to_string(hp.n_head) + " are inconsistent");
+    check_layer_count(w, hp);
     hp.head_dim = hp.n_embd / hp.n_head;
     hp.n_rot = 0;
     hp.norm_eps = w.arch_float_or(a, "attention.layer_norm_epsilon", 1e-5f);
