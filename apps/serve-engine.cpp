@@ -165,6 +165,9 @@ struct Engine::Slot {
   GenerationResult result;
   int copied_from = -1;       // the slot whose cells gave the prompt's prefix, if another
   std::string outcome;        // for the log: stop, length, cancelled, error
+  std::vector<float> lora;        // the request's adapter scales
+  std::vector<float> cells_lora;  // the scales the cells were computed with
+  uint64_t served = 0;            // the last step that carried tokens of ours
   Clock::time_point t_start, t_first;
   bool generating() const { return job && next >= 0; }
 };
@@ -179,8 +182,22 @@ Engine::Engine(xent_model* model, const ModelOptions& o, int n_slots, int max_qu
   // As llama-server's -c: the total across slots. Unset: every slot gets the context a
   // single-sequence run would have. LoRA adapters (--lora) are attached here too.
   const int32_t per_slot = std::min<int32_t>(xent_model_n_ctx_train(model), 4096);
-  ctx_ = create_context(model, o, n_slots, o.ctx_size > 0 ? o.ctx_size : per_slot * n_slots);
+  ModelOptions base = o;
+  base.lora = {};  // attached per step, below
+  ctx_ = create_context(model, base, n_slots, o.ctx_size > 0 ? o.ctx_size : per_slot * n_slots);
   if (!ctx_) throw std::runtime_error(std::string("cannot create the context: ") + xent_last_error());
+  lora_list_ = o.lora.list();
+  for (const auto& [path, scale] : lora_list_) {
+    xent_lora* l = xent_lora_load(model, path.c_str());
+    if (!l) {
+      const std::string why = xent_last_error();
+      for (xent_lora* x : loras_) xent_lora_free(x);
+      xent_context_free(ctx_);
+      throw std::runtime_error("cannot load LoRA adapter '" + path + "': " + why);
+    }
+    loras_.push_back(l);
+  }
+  lora_active_.assign(loras_.size(), 0.0f);
   n_ctx_slot_ = xent_context_n_ctx_seq(ctx_);
   n_batch_ = std::max(1, o.batch_size);
   for (int i = 0; i < n_slots; ++i) {
@@ -199,6 +216,32 @@ Engine::~Engine() {
   wake_.notify_all();
   thread_.join();
   xent_context_free(ctx_);
+  for (xent_lora* l : loras_) xent_lora_free(l);
+}
+
+// The request's scales, or the command line's when it names none.
+std::vector<float> Engine::lora_of(const Job& job) const {
+  if (!job.req->lora.empty()) return job.req->lora;
+  std::vector<float> s;
+  for (const auto& l : lora_list_) s.push_back(l.second);
+  return s;
+}
+
+// Attaches the adapters with these scales (0: not attached) unless they already are.
+bool Engine::use_lora(const std::vector<float>& scales) {
+  if (scales == lora_active_) return true;
+  std::vector<const xent_lora*> on;
+  std::vector<float> on_scales;
+  for (size_t i = 0; i < loras_.size(); ++i)
+    if (scales[i] != 0.0f) {
+      on.push_back(loras_[i]);
+      on_scales.push_back(scales[i]);
+    }
+  // The other slots' cells stay: each is only ever evaluated under its own scales.
+  if (xent_context_lora_set(ctx_, on.data(), on_scales.data(), static_cast<int32_t>(on.size())) != XENT_OK)
+    return false;
+  lora_active_ = scales;
+  return true;
 }
 
 uint64_t Engine::kv_bytes() const { return xent_context_kv_bytes(ctx_); }
@@ -240,11 +283,12 @@ std::shared_ptr<Job> Engine::submit(std::shared_ptr<const GenerationRequest> req
 // longer matching prefix from another slot, then reads the rest in chunks.
 void Engine::admit(const std::shared_ptr<Job>& job, Slot& slot) {
   const std::vector<xent_token>& prompt = job->prompt;
-  size_t keep = common_prefix(slot.cells, prompt);
+  slot.lora = lora_of(*job);
+  size_t keep = slot.cells_lora == slot.lora ? common_prefix(slot.cells, prompt) : 0;
   Slot* donor = nullptr;
   size_t donor_keep = keep;
   for (auto& other : slots_) {
-    if (other.get() == &slot) continue;
+    if (other.get() == &slot || other->cells_lora != slot.lora) continue;
     const size_t c = common_prefix(other->cells, prompt);
     if (c >= donor_keep + kMinCopiedPrefix) {
       donor = other.get();
@@ -263,6 +307,7 @@ void Engine::admit(const std::shared_ptr<Job>& job, Slot& slot) {
     xent_seq_truncate(ctx_, slot.seq, 0);
   }
   slot.cells.resize(keep);
+  slot.cells_lora = slot.lora;
 
   slot.job = job;
   slot.sampler.reset(xent_sampler_create(&job->req->sampling));
@@ -341,7 +386,7 @@ void Engine::loop() {
       size_t best_common = 0;
       for (auto& s : slots_) {
         if (s->job) continue;
-        const size_t c = common_prefix(s->cells, job->prompt);
+        const size_t c = s->cells_lora == lora_of(*job) ? common_prefix(s->cells, job->prompt) : 0;
         if (!best || c > best_common || (c == best_common && s->last_used < best->last_used)) {
           best = s.get();
           best_common = c;
@@ -372,14 +417,24 @@ void Engine::loop() {
       s.in_batch = true;
       if (logits) s.logit_row = i;
     };
+    // With adapters, a step serves the slots of one set of scales: those of the slot that
+    // waited longest, so sets take turns.
+    const std::vector<float>* step_lora = nullptr;
+    if (!loras_.empty()) {
+      const Slot* oldest = nullptr;
+      for (auto& s : slots_)
+        if (s->job && (!oldest || s->served < oldest->served)) oldest = s.get();
+      if (oldest) step_lora = &oldest->lora;
+    }
+    auto in_step = [&](const Slot& s) { return !step_lora || s.lora == *step_lora; };
     for (auto& s : slots_) {
       s->logit_row = -1;
       s->in_batch = false;
-      if (s->generating()) add(*s, s->next, true);
+      if (s->generating() && in_step(*s)) add(*s, s->next, true);
     }
     int32_t room = n_batch_ - batch.n_tokens;
     for (auto& s : slots_) {
-      if (!s->job || s->generating() || room <= 0) continue;
+      if (!s->job || s->generating() || room <= 0 || !in_step(*s)) continue;
       const size_t n = std::min<size_t>(s->job->prompt.size() - s->n_read, static_cast<size_t>(room));
       for (size_t k = 0; k < n; ++k) {
         const bool last = s->n_read + 1 == s->job->prompt.size();
@@ -388,6 +443,20 @@ void Engine::loop() {
       room -= static_cast<int32_t>(n);
     }
     if (batch.n_tokens == 0) continue;
+    for (auto& s : slots_)
+      if (s->in_batch) s->served = tick + 1;
+    if (step_lora && !use_lora(*step_lora)) {
+      const ApiError e(500, "server_error", std::string("cannot apply the LoRA adapters: ") + xent_last_error());
+      lora_active_.assign(loras_.size(), -1.0f);  // unknown: set again next step
+      for (auto& s : slots_)
+        if (s->job && s->in_batch) {
+          // The batch's tokens were never evaluated: take them back off the cells.
+          s->job->fail(e);
+          s->outcome = "error";
+          end_slot(*s, false);
+        }
+      continue;
+    }
 
     if (xent_decode_batch(ctx_, &batch) != XENT_OK) {
       // Nothing was evaluated; every request in this batch fails and its cells are freed.

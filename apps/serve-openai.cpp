@@ -164,6 +164,19 @@ void parse_common(const json& body, const ServerInfo& info, GenerationRequest& r
   const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
   s.seed = static_cast<uint64_t>(get_int(body, "seed", static_cast<int64_t>(now & 0x7fffffffffff), 0, INT64_MAX));
 
+  if (present(body, "lora")) {
+    const json& l = body.at("lora");
+    if (!l.is_array()) throw bad_request("'lora' must be an array of {\"id\", \"scale\"} objects");
+    if (info.n_lora == 0 && !l.empty()) throw bad_request("'lora': no LoRA adapters are loaded (--lora)");
+    req.lora.assign(static_cast<size_t>(info.n_lora), 0.0f);
+    for (const json& e : l) {
+      if (!e.is_object() || !e.contains("id"))
+        throw bad_request("'lora' must be an array of {\"id\", \"scale\"} objects");
+      const int64_t id = get_int(e, "id", 0, 0, info.n_lora - 1);
+      req.lora[static_cast<size_t>(id)] = static_cast<float>(get_number(e, "scale", 1.0, -100.0, 100.0));
+    }
+  }
+
   if (present(body, "stop")) {
     const json& st = body.at("stop");
     std::vector<json> items;

@@ -51,6 +51,7 @@ class Server {
     info_.chat_template = o.chat_template;
   }
   void set_n_ctx(int32_t n) { info_.n_ctx = n; }
+  void set_n_lora(int n) { info_.n_lora = n; }
   httplib::Server& http() { return http_; }
   void install();
 
@@ -138,6 +139,15 @@ void Server::install() {
                     {"autocomplete_busy", pool_.n_busy()},
                     {"autocomplete_waiting", pool_.n_waiting()}};
     res.set_content(dump(j), kJson);
+  });
+  // As llama-server: the adapters loaded at start, by id, with the scale a request gets
+  // when it names none ("lora": [{"id": 0, "scale": 0.5}] picks per request).
+  http_.Get("/lora-adapters", [this](const httplib::Request&, httplib::Response& res) {
+    json list = json::array();
+    const auto& loras = engine_.loras();
+    for (size_t i = 0; i < loras.size(); ++i)
+      list.push_back({{"id", i}, {"path", loras[i].first}, {"scale", loras[i].second}});
+    res.set_content(dump(list), kJson);
   });
   http_.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     const json model = {{"id", info_.model_id},
@@ -326,6 +336,7 @@ int run_server(const Options& o) {
   }
   Server server(opts, model, *engine, *pool);
   server.set_n_ctx(engine->n_ctx_slot());
+  server.set_n_lora(static_cast<int>(engine->loras().size()));
   std::fprintf(stderr, "xent serve: KV cache %d cells = %d slot(s) x %d, %.1f MiB\n",
                engine->n_ctx_slot() * o.parallel, o.parallel, engine->n_ctx_slot(),
                static_cast<double>(engine->kv_bytes()) / (1024.0 * 1024.0));

@@ -59,6 +59,7 @@ struct ServerInfo {
   int32_t n_ctx = 0;
   int max_tokens_limit = 2048;
   std::string chat_template;  // --chat-template(-file); empty: the model's own
+  int n_lora = 0;             // adapters loaded with --lora / --lora-scaled (ids 0..n_lora-1)
 };
 
 // ---- tools and structured output (serve-tools.cpp) --------------------------------
@@ -145,6 +146,9 @@ struct GenerationRequest {
   ToolSyntax tool_syntax = ToolSyntax::hermes;
   std::vector<std::string> tool_names;
   bool render_special = false;  // control tokens in the text (<|python_tag|>, [TOOL_CALLS])
+  // llama-server's "lora": [{"id", "scale"}]: a scale per loaded adapter, those not named 0.
+  // Empty: the scales given on the command line.
+  std::vector<float> lora;
 };
 
 struct AutocompleteRequest {
@@ -243,12 +247,16 @@ class Engine {
   int n_busy() const { return n_busy_.load(); }
   int n_waiting();
   uint64_t n_steps() const { return n_steps_.load(); }
+  // The adapters loaded with --lora / --lora-scaled: path and the scale requests get by default.
+  const std::vector<std::pair<std::string, float>>& loras() const { return lora_list_; }
 
  private:
   struct Slot;
   void loop();
   void admit(const std::shared_ptr<Job>& job, Slot& slot);
   void end_slot(Slot& slot, bool keep_cells);
+  bool use_lora(const std::vector<float>& scales);
+  std::vector<float> lora_of(const Job& job) const;
 
   xent_model* model_;
   xent_context* ctx_ = nullptr;
@@ -256,6 +264,11 @@ class Engine {
   double max_request_s_ = 0;
   int32_t n_ctx_slot_ = 0, n_batch_ = 512;
   std::vector<std::unique_ptr<Slot>> slots_;
+  // Adapters are attached to the one context per step: a step serves the slots of one set of
+  // scales, and a sequence's cells are reused only by requests with the same scales.
+  std::vector<std::pair<std::string, float>> lora_list_;
+  std::vector<xent_lora*> loras_;
+  std::vector<float> lora_active_;
 
   std::mutex mu_;
   std::condition_variable wake_;

@@ -284,6 +284,12 @@ XENT_API xent_status xent_context_lora_detach(xent_context* ctx, const xent_lora
 XENT_API xent_status xent_context_lora_clear(xent_context* ctx);
 /* Adapters attached now. */
 XENT_API int32_t xent_context_lora_count(const xent_context* ctx);
+/* Makes the attached adapters exactly loras[i] with scales[i] (n of them; n 0: none), and,
+ * unlike attach/detach/clear, keeps every sequence's KV cells: the caller answers for
+ * evaluating each sequence only under the adapters its cells were computed with (a server
+ * whose batch steps each serve the requests of one adapter set). */
+XENT_API xent_status xent_context_lora_set(xent_context* ctx, const xent_lora* const* loras, const float* scales,
+                                           int32_t n);
 
 /* ---- sampling --------------------------------------------------------------- */
 

@@ -120,6 +120,23 @@ xent_status xent_context_lora_clear(xent_context* c) {
   });
 }
 
+xent_status xent_context_lora_set(xent_context* c, const xent_lora* const* loras, const float* scales, int32_t n) {
+  return guarded([&] {
+    if (!c || n < 0 || (n > 0 && (!loras || !scales)))
+      return fail(XENT_ERROR_INVALID_ARGUMENT, "xent_context_lora_set: NULL context or arrays, or n < 0");
+    std::vector<xent::LoraBinding> list;
+    for (int32_t i = 0; i < n; ++i) {
+      if (!loras[i]) return fail(XENT_ERROR_INVALID_ARGUMENT, "xent_context_lora_set: a NULL adapter");
+      if (loras[i]->model != c->model)
+        return fail(XENT_ERROR_INVALID_ARGUMENT, "xent_context_lora_set: an adapter was loaded for another model");
+      if (!std::isfinite(scales[i])) return fail(XENT_ERROR_INVALID_ARGUMENT, "xent_context_lora_set: a scale is not finite");
+      list.emplace_back(loras[i]->adapter, scales[i]);
+    }
+    c->ctx->set_adapters(std::move(list));  // the cells stay
+    return XENT_OK;
+  });
+}
+
 int32_t xent_context_lora_count(const xent_context* c) {
   return c ? static_cast<int32_t>(c->ctx->adapters().size()) : 0;
 }
