@@ -3,7 +3,8 @@
 # through sudo), then configures and builds everything into build/.
 # Environment: XENT_BUILD_DIR (default build), XENT_CMAKE_ARGS (extra cmake options).
 # With --tests it also installs what the whole test suite needs: the aarch64 cross compiler
-# and qemu-user (scripts/ci-aarch64.sh), Chromium and playwright-core (the browser test).
+# and qemu-user (scripts/ci-aarch64.sh), clang 14 with its sanitizer and libFuzzer runtimes
+# (scripts/ci-sanitize.sh), Chromium and playwright-core (the browser test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 with_tests=0
@@ -17,6 +18,7 @@ packages=(
 )
 if [ $with_tests = 1 ]; then
   packages+=(g++-aarch64-linux-gnu qemu-user)  # ARM64 kernels and references under emulation
+  packages+=(clang-14 libclang-rt-14-dev)       # scripts/ci-sanitize.sh: ASan, UBSan, libFuzzer
 fi
 missing=()
 for p in "${packages[@]}"; do
