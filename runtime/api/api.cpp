@@ -96,7 +96,12 @@ const char* xent_version(void) { return "0.1.0"; }
 const char* xent_last_error(void) { return g_last_error.c_str(); }
 
 const char* xent_status_string(xent_status status) {
-  switch (status) {
+  // As an int: a C caller may pass any number, and loading one outside the enumerators'
+  // range as the C++ enum would be undefined, so the bits are copied.
+  static_assert(sizeof(xent_status) == sizeof(int));
+  int code;
+  std::memcpy(&code, &status, sizeof code);
+  switch (code) {
     case XENT_OK: return "ok";
     case XENT_ERROR_INVALID_ARGUMENT: return "invalid argument";
     case XENT_ERROR_IO: return "i/o error";

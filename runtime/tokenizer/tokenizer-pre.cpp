@@ -38,9 +38,10 @@ bool ascii_lower_is(uint32_t c, char want) {
   return c == static_cast<uint32_t>(want);
 }
 
-// Length of an English contraction ('s 't 're 've 'm 'll 'd) at pos, 0 if none.
+// Length of an English contraction ('s 't 're 've 'm 'll 'd) at pos, 0 if none (also when
+// pos is the end: a word that runs to the end of the text has nothing after it).
 size_t contraction_len(const uint32_t* cps, size_t pos, size_t end, bool any_case) {
-  if (cps[pos] != '\'' || pos + 1 >= end) return 0;
+  if (pos + 1 >= end || cps[pos] != '\'') return 0;
   auto is = [&](size_t i, char c) {
     return any_case ? ascii_lower_is(cps[i], c) : cps[i] == static_cast<uint32_t>(c);
   };
