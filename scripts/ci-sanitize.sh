@@ -2,14 +2,14 @@
 # The sanitizer job of scripts/run-tests.sh: a clang ASan + UBSan build (CPU only, any UB
 # report fatal) of the unit tests that read hostile input - formats, tokenizers, chat
 # templates, grammars and JSON Schema, the C API's error paths, the fuzz regressions - then
-# each libFuzzer harness of tests/fuzz/ for XENT_FUZZ_SECONDS (default 30) from the seeds.
+# each libFuzzer harness of tests/fuzz/ for XENT_FUZZ_SECONDS (default 15) from the seeds.
 # A sanitizer report, a failing test or a fuzzer finding fails the job; scripts/fuzz.sh
 # prints the reproducer (the bytes, and the command that replays it).
 # Environment: XENT_SANITIZE_BUILD_DIR (default build-sanitize), XENT_FUZZ_SECONDS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XENT_FUZZ_BUILD_DIR="${XENT_SANITIZE_BUILD_DIR:-build-sanitize}"
-seconds="${XENT_FUZZ_SECONDS:-30}"
+seconds="${XENT_FUZZ_SECONDS:-15}"
 tests=(test-gguf test-quants test-fuzz-formats test-tokenizer test-chat-template test-grammar test-json-schema
        test-fuzz-sampling test-sampler test-api-errors)
 fuzzers=()
