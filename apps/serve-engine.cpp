@@ -384,9 +384,10 @@ void Engine::loop() {
       // The idle slot with the longest matching prefix; else the one unused longest.
       Slot* best = nullptr;
       size_t best_common = 0;
+      const std::vector<float> lora = lora_of(*job);
       for (auto& s : slots_) {
         if (s->job) continue;
-        const size_t c = s->cells_lora == lora_of(*job) ? common_prefix(s->cells, job->prompt) : 0;
+        const size_t c = s->cells_lora == lora ? common_prefix(s->cells, job->prompt) : 0;
         if (!best || c > best_common || (c == best_common && s->last_used < best->last_used)) {
           best = s.get();
           best_common = c;
@@ -445,28 +446,23 @@ void Engine::loop() {
     if (batch.n_tokens == 0) continue;
     for (auto& s : slots_)
       if (s->in_batch) s->served = tick + 1;
-    if (step_lora && !use_lora(*step_lora)) {
-      const ApiError e(500, "server_error", std::string("cannot apply the LoRA adapters: ") + xent_last_error());
-      lora_active_.assign(loras_.size(), -1.0f);  // unknown: set again next step
+    // Nothing of the batch was evaluated: every request in it fails and its cells are freed.
+    auto fail_batch = [&](const std::string& what) {
+      const ApiError e(500, "server_error", what + xent_last_error());
       for (auto& s : slots_)
         if (s->job && s->in_batch) {
-          // The batch's tokens were never evaluated: take them back off the cells.
           s->job->fail(e);
           s->outcome = "error";
           end_slot(*s, false);
         }
+    };
+    if (step_lora && !use_lora(*step_lora)) {
+      lora_active_.assign(loras_.size(), -1.0f);  // unknown: set again next step
+      fail_batch("cannot apply the LoRA adapters: ");
       continue;
     }
-
     if (xent_decode_batch(ctx_, &batch) != XENT_OK) {
-      // Nothing was evaluated; every request in this batch fails and its cells are freed.
-      const ApiError e(500, "server_error", std::string("evaluation failed: ") + xent_last_error());
-      for (auto& s : slots_)
-        if (s->job && s->in_batch) {
-          s->job->fail(e);
-          s->outcome = "error";
-          end_slot(*s, false);
-        }
+      fail_batch("evaluation failed: ");
       continue;
     }
     ++n_steps_;
