@@ -86,6 +86,21 @@ uint64_t fnv1a(const void* data, size_t n, uint64_t h = 1469598103934665603ull) 
   return h;
 }
 
+// tmpl: a built-in template's name, a template's source, or null for the model's own.
+std::string chat_template_source(const xent_model* m, const char* tmpl) {
+  if (tmpl && std::strpbrk(tmpl, "{%") == nullptr) return xent::builtin_chat_template(tmpl);
+  if (tmpl) return tmpl;
+  return m->chat_template;
+}
+
+// The texts of the model's BOS and EOS tokens, for templates that write them; empty without a model.
+void special_texts(const xent_model* m, std::string* bos, std::string* eos) {
+  if (!m) return;
+  const xent::Tokenizer& tok = m->model->tokenizer();
+  if (tok.bos() >= 0) *bos = tok.token_text(tok.bos());
+  if (tok.eos() >= 0) *eos = tok.token_text(tok.eos());
+}
+
 }  // namespace
 
 void xent_api_set_error(const std::string& message) { g_last_error = message; }
@@ -736,10 +751,7 @@ int32_t xent_chat_apply_template(const xent_model* m, const char* tmpl, const xe
   guarded([&] {
     if ((!messages && n_messages > 0) || buf_size < 0 || (!m && !tmpl))
       return fail(XENT_ERROR_INVALID_ARGUMENT, "xent_chat_apply_template: invalid argument");
-    std::string source;
-    if (tmpl && std::strpbrk(tmpl, "{%") == nullptr) source = xent::builtin_chat_template(tmpl);
-    else if (tmpl) source = tmpl;
-    else source = m->chat_template;
+    const std::string source = chat_template_source(m, tmpl);
     if (source.empty())
       return fail(XENT_ERROR_UNSUPPORTED, "the model has no chat template; choose one by name (e.g. chatml)");
     std::vector<xent::ChatMessage> msgs;
@@ -749,11 +761,7 @@ int32_t xent_chat_apply_template(const xent_model* m, const char* tmpl, const xe
       msgs.push_back({messages[i].role, messages[i].content});
     }
     std::string bos, eos;
-    if (m) {
-      const xent::Tokenizer& tok = m->model->tokenizer();
-      if (tok.bos() >= 0) bos = tok.token_text(tok.bos());
-      if (tok.eos() >= 0) eos = tok.token_text(tok.eos());
-    }
+    special_texts(m, &bos, &eos);
     const std::string text = xent::ChatTemplate::parse(source)->render(msgs, add_generation_prompt, bos, eos);
     result = static_cast<int32_t>(copy_out(text, buf, static_cast<size_t>(buf_size)));
     return XENT_OK;
@@ -768,10 +776,7 @@ int32_t xent_chat_apply_template_json(const xent_model* m, const char* tmpl, con
   guarded([&] {
     if (!messages_json || buf_size < 0 || (!m && !tmpl))
       return fail(XENT_ERROR_INVALID_ARGUMENT, "xent_chat_apply_template_json: invalid argument");
-    std::string source;
-    if (tmpl && std::strpbrk(tmpl, "{%") == nullptr) source = xent::builtin_chat_template(tmpl);
-    else if (tmpl) source = tmpl;
-    else source = m->chat_template;
+    const std::string source = chat_template_source(m, tmpl);
     if (source.empty())
       return fail(XENT_ERROR_UNSUPPORTED, "the model has no chat template; choose one by name (e.g. chatml)");
     nlohmann::ordered_json messages, variables;
@@ -782,11 +787,7 @@ int32_t xent_chat_apply_template_json(const xent_model* m, const char* tmpl, con
       return fail(XENT_ERROR_INVALID_ARGUMENT, std::string("chat template: invalid JSON: ") + e.what());
     }
     std::string bos, eos;
-    if (m) {
-      const xent::Tokenizer& tok = m->model->tokenizer();
-      if (tok.bos() >= 0) bos = tok.token_text(tok.bos());
-      if (tok.eos() >= 0) eos = tok.token_text(tok.eos());
-    }
+    special_texts(m, &bos, &eos);
     const std::string text =
         xent::ChatTemplate::parse(source)->render_conversation(messages, variables, add_generation_prompt, bos, eos);
     result = static_cast<int32_t>(copy_out(text, buf, static_cast<size_t>(buf_size)));
