@@ -27,14 +27,6 @@ namespace {
 using namespace xent::test;
 using Clock = std::chrono::steady_clock;
 
-long rss_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.compare(0, 6, "VmRSS:") == 0) return std::atol(line.c_str() + 6);
-  return -1;
-}
-
 // What a raw exchange got back: the status (0: the server closed without answering) and
 // whether the body was an OpenAI-shaped error.
 struct Outcome {
@@ -82,22 +74,7 @@ std::string post_head(size_t content_length, const std::string& extra = "") {
 
 // A streamed request whose client hangs up after the first event.
 bool abandon_stream(int port) {
-  const std::string body = json{{"prompt", "Once upon a time"}, {"max_tokens", 16}, {"stream", true}}.dump();
-  const int fd = connect_loopback(port, 20);
-  if (fd < 0) return false;
-  const std::string req = post_head(body.size()) + body;
-  send(fd, req.data(), req.size(), MSG_NOSIGNAL);
-  std::string raw;
-  char buf[4096];
-  bool got = false;
-  while (!got) {
-    const ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    raw.append(buf, static_cast<size_t>(n));
-    got = raw.find("data: ") != std::string::npos;
-  }
-  close(fd);
-  return got;
+  return abandon(port, {{"prompt", "Once upon a time"}, {"max_tokens", 16}, {"stream", true}}, 20);
 }
 
 struct Tally {

@@ -25,38 +25,6 @@ namespace {
 
 using namespace xent::test;
 
-// Sends a streamed request, reads until the first event arrives, then hangs up: a client
-// that goes away in the middle of its answer. Returns whether an event came.
-bool abandon(int port, const json& body) {
-  const int fd = connect_loopback(port, 30);
-  if (fd < 0) return false;
-  const std::string text = body.dump();
-  const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                          "Content-Length: " + std::to_string(text.size()) + "\r\n\r\n" + text;
-  send(fd, req.data(), req.size(), MSG_NOSIGNAL);
-  std::string raw;
-  char buf[4096];
-  bool got = false;
-  while (!got) {
-    const ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    raw.append(buf, static_cast<size_t>(n));
-    got = raw.find("data: ") != std::string::npos;
-    if (raw.compare(0, 9, "HTTP/1.1 ") == 0 && raw.compare(0, 10, "HTTP/1.1 2") != 0) break;  // refused
-  }
-  close(fd);
-  return got;
-}
-
-// Resident memory of a process, in KiB (/proc/PID/status VmRSS).
-long rss_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.compare(0, 6, "VmRSS:") == 0) return std::atol(line.c_str() + 6);
-  return -1;
-}
-
 }  // namespace
 
 TEST_CASE("xent serve: OpenAI endpoints with the tiny ChatML model", "[apps][serve]") {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cstdlib>
 #include <chrono>
 #include <fstream>
 #include <iterator>
@@ -173,6 +174,38 @@ inline Response http(int port, const std::string& method, const std::string& pat
 
 inline Response post(int port, const std::string& path, const json& body, const std::vector<std::string>& headers = {}) {
   return http(port, "POST", path, body.dump(), headers);
+}
+
+// Resident memory of a process, in KiB (/proc/PID/status VmRSS); -1 when unreadable.
+inline long rss_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.compare(0, 6, "VmRSS:") == 0) return std::atol(line.c_str() + 6);
+  return -1;
+}
+
+// Sends a streamed /v1/completions request, reads until the first event arrives, then hangs
+// up: a client that goes away in the middle of its answer. Returns whether an event came.
+inline bool abandon(int port, const json& body, int timeout_s = 30) {
+  const int fd = connect_loopback(port, timeout_s);
+  if (fd < 0) return false;
+  const std::string text = body.dump();
+  const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                          "Content-Length: " + std::to_string(text.size()) + "\r\n\r\n" + text;
+  send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  std::string raw;
+  char buf[4096];
+  bool got = false;
+  while (!got) {
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    raw.append(buf, static_cast<size_t>(n));
+    got = raw.find("data: ") != std::string::npos;
+    if (raw.compare(0, 9, "HTTP/1.1 ") == 0 && raw.compare(0, 10, "HTTP/1.1 2") != 0) break;  // refused
+  }
+  close(fd);
+  return got;
 }
 
 // The JSON payloads of an SSE stream, up to and excluding "[DONE]" (which must end it).
