@@ -179,83 +179,100 @@ struct TileQ4_K {
   }
 };
 
-// Q6_K/Q8_K: two 32-element groups (four sub-blocks of 16, one per 128-bit lane) per
-// register; unsigned 6-bit values (63 * 127 * 2 fits int16), the -32 through the bsums.
+// Q6_K/Q8_K: 64 elements (four sub-blocks of 16) per register, unsigned 6-bit values
+// (63 * 127 * 2 fits int16) through maddubs, the sub-block scales through vpdpwssd, and the
+// -32 through the activations' bsums. A half block (128 elements) is one 64-byte load of ql
+// (low nibbles: elements 0..63, high: 64..127) and its 32 bytes of qh, broadcast to both
+// 256-bit halves and shifted per half so that bits 2g of group g land on bits 4..5.
+inline __m512i q6_half(const __m512i ql, const __m512i qh2, const __m512i shift, bool high, const __m512i m30) {
+  const __m512i nib = high ? _mm512_srli_epi16(ql, 4) : ql;
+  const __m512i hi = _mm512_and_si512(high ? _mm512_srlv_epi16(qh2, shift) : _mm512_sllv_epi16(qh2, shift), m30);
+  // (nib & 0x0F) | hi in one ternary-logic op, the mask 0x0F as its third input: 0xEC = (A & C) | B.
+  return _mm512_ternarylogic_epi32(nib, hi, _mm512_set1_epi8(0x0F), 0xEC);
+}
 struct TileQ6_K {
   template <int R, int C>
   static void run(int64_t n, float* s, size_t ss, const uint8_t* w, size_t ws, const uint8_t* a,
                   size_t as) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
-    __m512 acc[R][C];
+    const __m512i m30 = _mm512_set1_epi8(0x30);
+    // Left shifts for the low group pair (groups 0, 1: bits 0..1 and 2..3 up to 4..5), right
+    // shifts for the high pair (groups 2, 3: bits 4..5 stay, 6..7 down by 2).
+    const __m512i shl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i shr = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    // 16-bit lanes 8k..8k+7 of a 64-element register take its sub-block k's scale.
+    const __m512i pick0 = _mm512_setr_epi32(0, 0, 0, 0, 0x00010001, 0x00010001, 0x00010001, 0x00010001,
+                                            0x00020002, 0x00020002, 0x00020002, 0x00020002, 0x00030003,
+                                            0x00030003, 0x00030003, 0x00030003);
+    // One float accumulator per row: with C == 1 its 16 lanes are partial sums of the one
+    // column; otherwise lane 4g + c holds part g of column c (see the end of a block).
+    __m512 acc[R];
 #pragma GCC unroll 16
-    for (int r = 0; r < R; ++r)
-#pragma GCC unroll 16
-      for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
     for (int64_t b = 0; b < n / kQKK; ++b) {
-      const BlockQ6_K* x[R];
-      __m256i sc16[R];
-      float d[R];
+      const ActQ8_K* y[C];
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) y[c] = reinterpret_cast<const ActQ8_K*>(a + c * as) + b;
 #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
-        x[r] = reinterpret_cast<const BlockQ6_K*>(w + r * ws) + b;
-        sc16[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[r]->scales)));
-        d[r] = h2f(x[r]->d);
-      }
-      const ActQ8_K* y[C];
-      __m512i sumi[R][C];
+        const BlockQ6_K* x = reinterpret_cast<const BlockQ6_K*>(w + r * ws) + b;
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x->scales)));
+        const __m512i sc512 = _mm512_zextsi256_si512(sc16);
+        // Each column starts from -32 * sum(scale_j * bsums_j).
+        const __m256i sc_m32 = _mm256_slli_epi16(_mm256_sub_epi16(_mm256_setzero_si256(), sc16), 5);
+        __m512i sumi[C];
 #pragma GCC unroll 16
-      for (int c = 0; c < C; ++c) {
-        y[c] = reinterpret_cast<const ActQ8_K*>(a + c * as) + b;
-        const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[c]->bsums));
+        for (int c = 0; c < C; ++c)
+          sumi[c] = _mm512_zextsi256_si512(
+              _mm256_madd_epi16(sc_m32, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[c]->bsums))));
+#pragma GCC unroll 2
+        for (int half = 0; half < 2; ++half) {
+          const __m512i ql = _mm512_loadu_si512(x->ql + 64 * half);
+          const __m512i qh2 = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x->qh + 32 * half)));
+#pragma GCC unroll 2
+          for (int gp = 0; gp < 2; ++gp) {
+            const __m512i v = q6_half(ql, qh2, gp ? shr : shl, gp != 0, m30);
+            const __m512i sc = _mm512_permutexvar_epi16(
+                _mm512_add_epi16(pick0, _mm512_set1_epi16(static_cast<short>(8 * half + 4 * gp))), sc512);
 #pragma GCC unroll 16
-        for (int r = 0; r < R; ++r)  // start from -32 * sum(scale_j * bsums_j)
-          sumi[r][c] = _mm512_zextsi256_si512(
-              _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(sc16[r], bs), 5)));
-      }
-      for (int half = 0; half < 2; ++half) {
-        for (int gp = 0; gp < 2; ++gp) {  // groups 2gp and 2gp + 1: elements 128h + 64gp ..
-          // 16-bit lanes 8k..8k+7 take sub-block scale 8h + 4gp + k.
-          const __m512i pick = _mm512_add_epi16(
-              _mm512_set1_epi16(static_cast<short>(8 * half + 4 * gp)),
-              _mm512_setr_epi32(0, 0, 0, 0, 0x00010001, 0x00010001, 0x00010001, 0x00010001, 0x00020002,
-                                0x00020002, 0x00020002, 0x00020002, 0x00030003, 0x00030003, 0x00030003,
-                                0x00030003));
-          __m512i v[R], sc[R];
-#pragma GCC unroll 16
-          for (int r = 0; r < R; ++r) {
-            // Group g: ql bytes 64h + 32(g & 1), low nibbles for g < 2, high for g >= 2;
-            // qh bits 2g of bytes 32h..32h+31.
-            const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[r]->qh + 32 * half));
-            __m256i g2[2];
-            for (int k = 0; k < 2; ++k) {
-              const int g = 2 * gp + k;
-              const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[r]->ql + 64 * half + 32 * (g & 1)));
-              const __m256i lo = g < 2 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
-              const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(h, 2 * g), m3);
-              g2[k] = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
-            }
-            v[r] = _mm512_inserti64x4(_mm512_zextsi256_si512(g2[0]), g2[1], 1);
-            sc[r] = _mm512_permutexvar_epi16(pick, _mm512_zextsi256_si512(sc16[r]));
-          }
-#pragma GCC unroll 16
-          for (int c = 0; c < C; ++c) {
-            const __m512i av = _mm512_loadu_si512(y[c]->qs + 128 * half + 64 * gp);
-#pragma GCC unroll 16
-            for (int r = 0; r < R; ++r)
-              sumi[r][c] = _mm512_dpwssd_epi32(sumi[r][c], _mm512_maddubs_epi16(v[r], av), sc[r]);
+            for (int c = 0; c < C; ++c)
+              sumi[c] = _mm512_dpwssd_epi32(
+                  sumi[c], _mm512_maddubs_epi16(v, _mm512_loadu_si512(y[c]->qs + 128 * half + 64 * gp)), sc);
           }
         }
+        const float d = h2f(x->d);
+        if constexpr (C == 1) {
+          acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(d * y[0]->d), _mm512_cvtepi32_ps(sumi[0]), acc[r]);
+        } else {
+          // Fold the columns' 16 lanes into one register: after two unpack-and-add steps lane
+          // 4g + c holds the sum of column c's lanes 4g..4g+3; missing columns are zero.
+          __m512i p[4];
+#pragma GCC unroll 4
+          for (int c = 0; c < 4; ++c) p[c] = c < C ? sumi[c < C ? c : 0] : _mm512_setzero_si512();
+          const __m512i s0 = p[0], s1 = p[1], s2 = p[2], s3 = p[3];
+          const __m512i t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(s0, s1), _mm512_unpackhi_epi32(s0, s1));
+          const __m512i t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(s2, s3), _mm512_unpackhi_epi32(s2, s3));
+          const __m512i t = _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
+          float yd[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma GCC unroll 4
+          for (int c = 0; c < C; ++c) yd[c] = d * y[c]->d;
+          const __m512 scale = _mm512_broadcast_f32x4(_mm_loadu_ps(yd));
+          acc[r] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(t), acc[r]);
+        }
       }
-#pragma GCC unroll 16
-      for (int c = 0; c < C; ++c)
-#pragma GCC unroll 16
-        for (int r = 0; r < R; ++r)
-          acc[r][c] = _mm512_fmadd_ps(_mm512_set1_ps(d[r] * y[c]->d), _mm512_cvtepi32_ps(sumi[r][c]), acc[r][c]);
     }
 #pragma GCC unroll 16
-    for (int r = 0; r < R; ++r)
-#pragma GCC unroll 16
-      for (int c = 0; c < C; ++c) s[c * ss + r] = _mm512_reduce_add_ps(acc[r][c]);
+    for (int r = 0; r < R; ++r) {
+      if constexpr (C == 1) {
+        s[r] = _mm512_reduce_add_ps(acc[r]);
+      } else {
+        const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(acc[r]), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r]), 1)));
+        const __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+        float out[4];
+        _mm_storeu_ps(out, q);
+#pragma GCC unroll 4
+        for (int c = 0; c < C; ++c) s[c * ss + r] = out[c];
+      }
+    }
   }
 };
 
