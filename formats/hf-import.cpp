@@ -162,7 +162,10 @@ Config Config::load(const std::string& dir) {
   if (c.json.contains("architectures") && c.json["architectures"].is_array() && !c.json["architectures"].empty() &&
       c.json["architectures"][0].is_string())
     c.architecture = c.json["architectures"][0].get<std::string>();
-  c.model_type = c.json.value("model_type", "");
+  if (c.json.contains("model_type") && !c.json["model_type"].is_null()) {
+    if (!c.json["model_type"].is_string()) throw Error("'" + path + "': model_type is not a string");
+    c.model_type = c.json["model_type"].get<std::string>();
+  }
   return c;
 }
 
@@ -216,8 +219,9 @@ std::string identify_pre_tokenizer(const nlohmann::json& pre_tokenizer) {
   return "";
 }
 
-Vocab read_vocab(const std::string& dir, const Config& config, int64_t n_vocab, const std::string& default_pre,
-                 const std::string& pre_override) {
+namespace {
+Vocab read_vocab_files(const std::string& dir, const Config& config, int64_t n_vocab, const std::string& default_pre,
+                       const std::string& pre_override) {
   Vocab v;
   std::map<int64_t, std::pair<std::string, int32_t>> by_id;  // id -> (text, type)
   std::unordered_map<std::string, int32_t> id_of;
@@ -391,6 +395,18 @@ Vocab read_vocab(const std::string& dir, const Config& config, int64_t n_vocab, 
     v.chat_template.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
   return v;
+}
+}  // namespace
+
+// The tokenizer files are JSON from anywhere: a field of the wrong JSON type (an id that is a
+// string, a token text that is a number) is a clear error naming the folder, whichever field it is.
+Vocab read_vocab(const std::string& dir, const Config& config, int64_t n_vocab, const std::string& default_pre,
+                 const std::string& pre_override) {
+  try {
+    return read_vocab_files(dir, config, n_vocab, default_pre, pre_override);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("'" + dir + "': a tokenizer file has a field of the wrong type: " + e.what());
+  }
 }
 
 }  // namespace xent::hf

@@ -508,6 +508,21 @@ struct GrammarMatcher::Arena {
   std::vector<uint32_t> ids, stamps;
   uint32_t stamp = 1;
   size_t n_used = 0;
+  // Frames expand() has reached in this pass (one advance or reset): a frame reached again by
+  // another path through nested optional rules ("x?{1,24}") adds nothing new, and expanding it
+  // again would make the work exponential in the nesting.
+  std::vector<uint32_t> seen;
+  uint32_t pass = 0;
+
+  void new_pass() {
+    if (++pass == 0) std::fill(seen.begin(), seen.end(), 0), pass = 1;
+  }
+  bool first_visit(uint32_t id) {
+    if (id >= seen.size()) seen.resize(std::max<size_t>(frames.size(), size_t{id} + 1) * 2, 0);
+    if (seen[id] == pass) return false;
+    seen[id] = pass;
+    return true;
+  }
 
   void clear() {
     frames.assign(1, Frame{0, 0});
@@ -565,6 +580,7 @@ GrammarMatcher::~GrammarMatcher() = default;
 void GrammarMatcher::expand(uint32_t id, std::vector<uint32_t>& out) const {
   const auto& elements = grammar_->elements();
   while (true) {
+    if (!arena_->first_visit(id)) return;
     if (id == 0) {
       out.push_back(0);
       return;
@@ -587,6 +603,7 @@ void GrammarMatcher::expand(uint32_t id, std::vector<uint32_t>& out) const {
 
 void GrammarMatcher::advance(const std::vector<uint32_t>& tops, uint32_t cp, std::vector<uint32_t>& out) const {
   out.clear();
+  arena_->new_pass();
   const auto& elements = grammar_->elements();
   const auto& classes = grammar_->classes();
   for (uint32_t id : tops) {
@@ -612,6 +629,7 @@ void GrammarMatcher::load(std::vector<uint32_t>& tops) const {
 
 void GrammarMatcher::reset() {
   arena_->clear();
+  arena_->new_pass();
   std::vector<uint32_t> tops;
   for (uint32_t alt : grammar_->alternatives(grammar_->root())) expand(arena_->intern(alt, 0), tops);
   std::sort(tops.begin(), tops.end());

@@ -14,6 +14,7 @@
 
 #include "formats/error.h"
 #include "formats/hf-convert.h"
+#include "formats/hf-import.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -78,4 +79,32 @@ TEST_CASE("convert: head_dim is bounded, so n_head * head_dim cannot overflow", 
   config["head_dim"] = int64_t{1} << 40;
   const Checkpoint c(config);
   CHECK_THAT(c.convert_error(), Catch::Contains("head_dim must be even, positive and at most 65536"));
+}
+
+TEST_CASE("convert: a model_type that is not a string is a clear error (fuzz-safetensors)", "[formats][fuzz]") {
+  json config = llama_config();
+  config["model_type"] = 7;
+  const Checkpoint c(config);
+  CHECK_THAT(c.convert_error(), Catch::Matchers::Contains("model_type is not a string"));
+}
+
+TEST_CASE("convert: tokenizer.json fields of the wrong JSON type are clear errors", "[formats][fuzz]") {
+  const Checkpoint c(llama_config());
+  const xent::hf::Config config = xent::hf::Config::load(c.dir.string());
+  auto vocab_error = [&](const json& tokenizer) -> std::string {
+    std::ofstream(c.dir / "tokenizer.json") << tokenizer.dump();
+    try {
+      (void)xent::hf::read_vocab(c.dir.string(), config, 2, "", "");
+    } catch (const xent::Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const json model = {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}}}, {"merges", json::array()}};
+  CHECK_THAT(vocab_error({{"model", {{"type", 5}}}}), Catch::Matchers::Contains("wrong type"));
+  CHECK_THAT(vocab_error({{"model", model}, {"added_tokens", {{{"id", 1}, {"content", "<x>"}, {"special", "yes"}}}}}),
+             Catch::Matchers::Contains("wrong type"));
+  json bad_fallback = model;
+  bad_fallback["byte_fallback"] = "no";
+  CHECK_THAT(vocab_error({{"model", bad_fallback}}), Catch::Matchers::Contains("wrong type"));
 }

@@ -170,6 +170,24 @@ TEST_CASE("overlong forms, surrogates and code points past U+10FFFF are not char
   CHECK(again == allowed);  // back in the string: the cached mask
 }
 
+TEST_CASE("nested optional repetitions match in time linear in their size (fuzz-grammar)", "[runtime][grammar]") {
+  // An optional item repeated 40 times, that repeated 4 times: the ways to skip items are
+  // 2^40 paths to the same parse stacks. The fuzzer's input had {1,24}; walking every path
+  // took minutes. This test runs for seconds only if each stack is expanded once.
+  const auto g = Grammar::parse("root ::= item{0,4}\nitem ::= \"\" [a-z ]?{1,40}\n");
+  CHECK(g->accepts(""));
+  CHECK(g->accepts(std::string(160, 'a')));
+  CHECK_FALSE(g->accepts(std::string(161, 'a')));
+  CHECK_FALSE(g->accepts("aB"));
+  GrammarVocab vocab({"a", "b c", "Z", "", "abc"}, {0, 0, 0, 1, 0});
+  GrammarMatcher m(g);
+  std::vector<uint8_t> allowed;
+  CHECK(m.allowed_tokens(vocab, allowed) == 4);  // all but "Z" (the end token included)
+  CHECK(allowed == std::vector<uint8_t>{1, 1, 0, 1, 1});
+  CHECK(m.accept(std::string(100, 'x')));
+  CHECK(m.allowed_tokens(vocab, allowed) == 4);
+}
+
 TEST_CASE("the text a grammar forces is the one continuation it admits", "[runtime][grammar]") {
   auto g = Grammar::parse(R"(root ::= "{\"patient\": " ( "true" | "tr" [u] "ly" ) "é€}" | "{\"pa" [x-y])");
   GrammarMatcher m(g);
