@@ -1,5 +1,6 @@
 // The connection loop of serve-http.h: keep-alive requests on one socket, each read through
-// a stream that enforces the header cap and deadline, then httplib's own request handling.
+// a stream that enforces the header cap and deadline, then httplib's own request handling;
+// and the queue that caps open connections.
 #include "serve-http.h"
 
 #include <poll.h>
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <netinet/in.h>
 #include <string>
 
@@ -137,9 +139,72 @@ class LimitedStream : public httplib::Stream {
 
 int to_ms(time_t sec, time_t usec) { return static_cast<int>(sec * 1000 + usec / 1000); }
 
+// httplib's accept loop hands each accepted connection to a TaskQueue as a job. This one
+// has a worker per allowed connection and counts the jobs it has taken until they end
+// (the socket is closed then, whatever ended it: the client, a timeout, the server). A
+// job over the cap runs at once on the accepting thread instead, which HttpServer
+// recognises (accept_thread_) and answers with a refusal: a few microseconds, no worker.
+class ConnectionQueue : public httplib::TaskQueue {
+ public:
+  ConnectionQueue(size_t max, std::atomic<size_t>& n_open) : max_(max), n_open_(n_open), workers_(max) {}
+
+  void enqueue(std::function<void()> fn) override {
+    // Only this (the accepting) thread adds, so the check and the increment cannot race.
+    if (n_open_.load() >= max_) {
+      fn();
+      return;
+    }
+    ++n_open_;
+    workers_.enqueue([this, fn = std::move(fn)] {
+      struct Release {
+        std::atomic<size_t>& n;
+        ~Release() { --n; }
+      } release{n_open_};
+      fn();
+    });
+  }
+  void shutdown() override { workers_.shutdown(); }
+
+ private:
+  const size_t max_;
+  std::atomic<size_t>& n_open_;
+  httplib::ThreadPool workers_;
+};
+
 }  // namespace
 
+void HttpServer::set_max_connections(size_t n, std::string refusal_json) {
+  const std::string status = "HTTP/1.1 503 Service Unavailable\r\n";
+  refusal_ = status + "Content-Type: application/json\r\nContent-Length: " + std::to_string(refusal_json.size()) +
+             "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n" + refusal_json;
+  // httplib makes the queue on the thread that then accepts, before the first connection.
+  new_task_queue = [this, n] {
+    accept_thread_ = std::this_thread::get_id();
+    return new ConnectionQueue(n, n_open_);
+  };
+}
+
+bool HttpServer::widen_backlog() { return ::listen(svr_sock_, SOMAXCONN) == 0; }
+
+// Nothing of the request is read or waited for: the answer fits an empty send buffer, and
+// what already arrived is discarded so that closing does not reset the connection over it.
+void HttpServer::refuse(socket_t sock) const {
+  ssize_t n;
+  do {
+    n = ::send(sock, refusal_.data(), refusal_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  ::shutdown(sock, SHUT_WR);
+  char sink[4096];
+  for (int k = 0; k < 16 && ::recv(sock, sink, sizeof sink, MSG_DONTWAIT) > 0; ++k) {
+  }
+  ::close(sock);
+}
+
 bool HttpServer::process_and_close_socket(socket_t sock) {
+  if (std::this_thread::get_id() == accept_thread_) {
+    refuse(sock);
+    return false;
+  }
   LimitedStream strm(sock, to_ms(read_timeout_sec_, read_timeout_usec_), to_ms(write_timeout_sec_, write_timeout_usec_));
   bool ok = false;
   for (size_t left = keep_alive_max_count_; left > 0; --left) {

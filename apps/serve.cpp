@@ -3,10 +3,13 @@
 #include <httplib.h>
 #include <signal.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -42,6 +45,23 @@ std::string file_stem(const std::string& path) {
   return name;
 }
 
+// Raises the soft limit on open files to hold max_connections sockets and a margin for the
+// model files and the listening socket; false (with an error) when the hard limit is lower.
+bool reserve_descriptors(int max_connections) {
+  const rlim_t need = static_cast<rlim_t>(max_connections) + 64;
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= need) return true;
+  if (lim.rlim_max != RLIM_INFINITY && lim.rlim_max < need) {
+    print_error("serve", "--max-connections " + std::to_string(max_connections) + " needs " + std::to_string(need) +
+                             " open files; the limit is " + std::to_string(lim.rlim_max) + " (ulimit -n)");
+    return false;
+  }
+  lim.rlim_cur = need;
+  if (setrlimit(RLIMIT_NOFILE, &lim) == 0) return true;
+  print_error("serve", std::string("cannot raise the open-file limit for --max-connections: ") + std::strerror(errno));
+  return false;
+}
+
 class Server {
  public:
   Server(const Options& o, xent_model* model, Engine& engine, SlotPool& pool) : o_(o), engine_(engine), pool_(pool) {
@@ -52,7 +72,7 @@ class Server {
   }
   void set_n_ctx(int32_t n) { info_.n_ctx = n; }
   void set_n_lora(int n) { info_.n_lora = n; }
-  httplib::Server& http() { return http_; }
+  HttpServer& http() { return http_; }
   void install();
 
  private:
@@ -94,9 +114,12 @@ void Server::install() {
   http_.set_write_timeout(o_.io_timeout_s, 0);
   http_.set_header_timeout(o_.io_timeout_s);
   http_.set_keep_alive_timeout(10);
-  // Threads: one per slot, one per queued request, and a few for cheap requests.
-  const size_t n_threads = static_cast<size_t>(o_.parallel + o_.max_queue + 4);
-  http_.new_task_queue = [n_threads] { return new httplib::ThreadPool(n_threads); };
+  // A thread per open connection, so one under the cap is never queued behind idle ones;
+  // the cap bounds the descriptors and threads a flood of idle sockets can hold.
+  http_.set_max_connections(static_cast<size_t>(o_.max_connections),
+                            dump(error_body("too many open connections (--max-connections " +
+                                                std::to_string(o_.max_connections) + "); try again later",
+                                            "server_busy", "too_many_connections")));
 
   // Every endpoint needs the key, except the page itself: a browser cannot send a header
   // when it opens a URL, and the page holds no data (it asks for the key).
@@ -137,7 +160,8 @@ void Server::install() {
                     {"n_ctx_slot", engine_.n_ctx_slot()},
                     {"batch_steps", engine_.n_steps()},
                     {"autocomplete_busy", pool_.n_busy()},
-                    {"autocomplete_waiting", pool_.n_waiting()}};
+                    {"autocomplete_waiting", pool_.n_waiting()},
+                    {"connections", http_.n_connections()}};
     res.set_content(dump(j), kJson);
   });
   // As llama-server: the adapters loaded at start, by id, with the scale a request gets
@@ -313,6 +337,8 @@ int run_server(const Options& o) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   Options opts = o;
+  if (opts.max_connections == 0) opts.max_connections = o.parallel + o.max_queue + 64;
+  if (!reserve_descriptors(opts.max_connections)) return 1;
   if (!o.chat_template_file.empty() && !read_file(o.chat_template_file, &opts.chat_template)) return 1;
   xent_model* model = load_model(o.model);
   if (!model) return 1;
@@ -346,6 +372,10 @@ int run_server(const Options& o) {
                                : (server.http().bind_to_port(o.host, o.port) ? o.port : -1);
   if (port <= 0) {
     print_error("serve", "cannot listen on " + o.host + ":" + std::to_string(o.port) + " (in use, or not an address here)");
+    return 1;
+  }
+  if (!server.http().widen_backlog()) {
+    print_error("serve", std::string("cannot widen the listen backlog: ") + std::strerror(errno));
     return 1;
   }
   std::atomic<bool> signalled{false};
@@ -383,6 +413,10 @@ void add_serve_command(CLI::App& app, int& exit_code) {
                   "slots: requests decoded together in one batch per step; --ctx-size is shared among them "
                   "(-np works too)")->check(CLI::Range(1, 64));
   cmd->add_option("--max-queue", o->max_queue, "requests that may wait for a slot")->check(CLI::Range(0, 4096));
+  cmd->add_option("--max-connections", o->max_connections,
+                  "open client connections at once, a thread each; one more is answered 503 at once "
+                  "(default: parallel + max-queue + 64)")
+      ->check(CLI::Range(1, 8192));
   cmd->add_option("--max-body", o->max_body_bytes, "largest request body in bytes")->check(CLI::Range(1024, 1 << 28));
   cmd->add_option("--max-tokens", o->max_tokens_limit, "largest max_tokens a request may ask for")
       ->check(CLI::Range(1, 1 << 20));

@@ -31,6 +31,7 @@ struct Options {
   std::string api_key;
   int parallel = 1;               // slots: requests evaluated at the same time
   int max_queue = 16;             // requests waiting for a slot beyond that: 503
+  int max_connections = 0;        // open client connections beyond that: 503 (0: parallel + max_queue + 64)
   size_t max_body_bytes = 1 << 20;
   int max_tokens_limit = 2048;    // the largest max_tokens a request may ask for
   int queue_timeout_s = 120;      // a request waits this long for a slot at most

@@ -4,12 +4,15 @@
 // /v1/completions requests on the tiny model. The server must stay up, answer every good
 // request, refuse every bad one with an OpenAI-shaped JSON error (or close a connection
 // that never finished its request), and keep its memory flat. Prints a table per kind.
+// Then the connection cap (--max-connections) under a flood of idle sockets, and a client
+// that stops reading its stream (the write timeout).
 #include <catch2/catch.hpp>
 
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -218,5 +221,161 @@ TEST_CASE("xent serve stays up and answers good requests among hostile ones", "[
     CHECK(table.failures(kind) == 0);
   CHECK(rss_after > 0);
   CHECK(rss_after - rss_before < 32 * 1024);
+  CHECK(server.stop());
+}
+
+namespace {
+
+// n connections made in a burst that send `first` (nothing when empty) and then stay
+// silent; -1 where one could not be made. The burst must not wait for SYN retransmits (a
+// listen backlog as short as httplib's 5 costs a second here).
+std::vector<int> hold_connections(int port, int n, const std::string& first = "") {
+  std::vector<int> fds;
+  const auto t0 = Clock::now();
+  for (int k = 0; k < n; ++k) {
+    const int fd = connect_loopback(port, 20);
+    if (fd >= 0 && !first.empty()) send(fd, first.data(), first.size(), MSG_NOSIGNAL);
+    fds.push_back(fd);
+  }
+  const double burst_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  CHECK(std::count(fds.begin(), fds.end(), -1) == 0);
+  CHECK(burst_s < 0.5);
+  // The server accepts them in order, before the connections made after this.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  return fds;
+}
+
+void close_all(std::vector<int>& fds) {
+  for (int fd : fds)
+    if (fd >= 0) close(fd);
+  fds.clear();
+}
+
+// Posts `body` every 100 ms until it is answered 200 or `limit` passes; the seconds that
+// took, and how many tries were refused with a 503 on the way.
+struct Retried {
+  Response last;
+  double seconds = 0;
+  int refused = 0;
+};
+Retried post_until_answered(int port, const json& body, std::chrono::seconds limit) {
+  Retried out;
+  const auto t0 = Clock::now();
+  while (Clock::now() - t0 < limit) {
+    out.last = post(port, "/v1/completions", body);
+    if (out.last.status == 200) break;
+    if (out.last.status == 503 && out.last.is_json_error()) ++out.refused;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  out.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return out;
+}
+
+}  // namespace
+
+// --max-connections: a flood of idle sockets holds at most that many; the next connection
+// is answered 503 (a JSON error) at once and closed, and the count falls again as held
+// connections end, whether their client closes them or the server times them out.
+TEST_CASE("xent serve refuses connections over --max-connections at once and counts them down as they end",
+          "[apps][serve]") {
+  constexpr int kMax = 8;
+  ServerProcess server({"-m", kModels + "tiny-llama-bpe-q8_0.gguf", "--parallel", "1", "--max-connections",
+                        std::to_string(kMax), "--timeout", "2", "--max-tokens", "16"});
+  INFO(server.log());
+  REQUIRE(server.port > 0);
+  const int port = server.port;
+  const json good = {{"prompt", "Once upon a time"}, {"max_tokens", 4}, {"temperature", 0}};
+  const std::string good_text = good.dump();
+  // Over the cap: two clients that send nothing, two that send a good request at once.
+  auto refused_quickly = [&](const char* phase) {
+    double slowest = 0;
+    for (int k = 0; k < 4; ++k) {
+      const Outcome o = k < 2 ? exchange(port, {}) : exchange(port, {post_head(good_text.size()) + good_text});
+      INFO(phase << ": extra connection " << k << " got " << o.status << " after " << o.seconds << " s");
+      CHECK(o.status == 503);
+      CHECK(o.json_error);
+      CHECK(o.seconds < 1.0);
+      slowest = std::max(slowest, o.seconds);
+    }
+    std::printf("%s: %d connections held, 4 more refused with 503 in at most %.2f ms\n", phase, kMax, slowest * 1e3);
+  };
+
+  SECTION("closed by their clients") {
+    std::vector<int> idle = hold_connections(port, kMax);
+    refused_quickly("idle sockets");
+    close_all(idle);
+    const Retried r = post_until_answered(port, good, std::chrono::seconds(3));
+    CHECK(r.last.status == 200);
+    // The count is back to this request alone.
+    int n_open = -1;
+    for (int k = 0; k < 20 && n_open != 1; ++k) {
+      const json h = http(port, "GET", "/health").j();
+      n_open = h.is_object() && h.contains("connections") ? h["connections"].get<int>() : -1;
+      if (n_open != 1) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    CHECK(n_open == 1);
+  }
+  SECTION("timed out by the server") {
+    // Headers begun and never finished: the server answers 400 and closes after --timeout.
+    std::vector<int> slow = hold_connections(port, kMax, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ");
+    refused_quickly("partial headers");
+    const Retried r = post_until_answered(port, good, std::chrono::seconds(8));
+    std::printf("partial headers: a good request answered after %.2f s of retries (%d refused first)\n",
+                r.seconds, r.refused);
+    CHECK(r.last.status == 200);
+    CHECK(r.refused > 0);  // the held connections counted until the timeout ended them
+    CHECK(r.seconds < 6);
+    close_all(slow);
+  }
+  CHECK(server.stop());
+}
+
+// A client that asks for a long stream and never reads it (a tiny receive buffer, set
+// before connecting) fills the kernel's buffers; the server's next write then waits
+// --timeout at most, and the connection is dropped. With --max-connections 1 the stuck
+// client holds the only connection until then: the good request after it is refused until
+// the drop, and answered right after.
+TEST_CASE("xent serve drops a client that stops reading its stream after --timeout", "[apps][serve]") {
+  // Every event names the model: a 4 KiB alias makes the 2000-token stream about 8 MiB,
+  // more than the kernel holds for one connection, so the server's writes block for good.
+  ServerProcess server({"-m", kModels + "tiny-llama-bpe-q8_0.gguf", "--parallel", "1", "--max-connections", "1",
+                        "--timeout", "2", "--max-tokens", "2048", "--alias", std::string(4096, 'm')});
+  INFO(server.log());
+  REQUIRE(server.port > 0);
+  const int port = server.port;
+
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  const int rcvbuf = 1024;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  const std::string body = json{{"prompt", "Once upon a time"}, {"max_tokens", 2000}, {"temperature", 0}, {"stream", true}}.dump();
+  const std::string req = post_head(body.size()) + body;
+  REQUIRE(send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size()));
+
+  const Retried r = post_until_answered(port, {{"prompt", "Once upon a time"}, {"max_tokens", 4}, {"temperature", 0}},
+                                        std::chrono::seconds(12));
+  std::printf("stuck reader: a good request answered after %.2f s of retries (%d refused first)\n", r.seconds, r.refused);
+  CHECK(r.last.status == 200);
+  CHECK(r.refused > 0);
+  CHECK(r.seconds < 2 + 4);  // --timeout, the lingering close (0.5 s) and a margin
+
+  // What the stuck client gets when it reads at last: the start of its stream and the end
+  // of the connection, no [DONE]: the server cut the stream, it did not finish it.
+  std::string raw;
+  char buf[65536];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof buf, 0)) > 0) raw.append(buf, static_cast<size_t>(n));
+  close(fd);
+  std::printf("stuck reader: got %zu bytes of its stream, then the close\n", raw.size());
+  CHECK(n == 0);
+  CHECK(raw.compare(0, 12, "HTTP/1.1 200") == 0);
+  CHECK(raw.find("data: [DONE]") == std::string::npos);
   CHECK(server.stop());
 }
