@@ -251,6 +251,56 @@ void dot_rows_f16_avx2(int64_t n, float* s, const float* x, const void* vrows, s
   for (; j < n_rows; ++j) vec_dot_half_avx2<load_f16x8, h2f>(n, &s[j], row(j), x);
 }
 
+// dot_rows_multi: M query rows against each cached row, which is widened once for all of
+// them. The lanes accumulate over i as in dot_rows_f16_avx2 and four sums at a time are
+// reduced by the same hadd tree, so each score is the one-row kernel's (for the rows that one
+// takes in fours).
+template <int M>
+void dot_rows_m_f16(int64_t n, float* s, size_t ss, const float* const* x, const uint8_t* rows, size_t stride,
+                    int64_t n_rows) {
+  constexpr int M4 = (M + 3) / 4 * 4;
+  for (int64_t j = 0; j < n_rows; ++j) {
+    const auto* r = reinterpret_cast<const uint16_t*>(rows + j * stride);
+    __m256 acc[M4];
+#pragma GCC unroll 8
+    for (int m = 0; m < M4; ++m) acc[m] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const __m256 kv = load_f16x8(r + i);
+#pragma GCC unroll 8
+      for (int m = 0; m < M; ++m) acc[m] = _mm256_fmadd_ps(kv, _mm256_loadu_ps(x[m] + i), acc[m]);
+    }
+    alignas(16) float t[M4];
+#pragma GCC unroll 2
+    for (int m = 0; m < M4; m += 4) {
+      const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[m], acc[m + 1]), _mm256_hadd_ps(acc[m + 2], acc[m + 3]));
+      _mm_store_ps(t + m, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+    }
+#pragma GCC unroll 8
+    for (int m = 0; m < M; ++m) {
+      float v = t[m];
+      for (int64_t k = i; k < n; ++k) v += h2f(r[k]) * x[m][k];
+      s[m * ss + j] = v;
+    }
+  }
+}
+
+void dot_rows_multi_f16_avx2(int64_t n, float* s, size_t ss, const float* const* x, int m, const void* vrows,
+                             size_t stride, int64_t n_rows) {
+  const auto* rows = static_cast<const uint8_t*>(vrows);
+  switch (m) {
+    case 1: return dot_rows_f16_avx2(n, s, x[0], vrows, stride, n_rows);
+    case 2: return dot_rows_m_f16<2>(n, s, ss, x, rows, stride, n_rows);
+    case 3: return dot_rows_m_f16<3>(n, s, ss, x, rows, stride, n_rows);
+    case 4: return dot_rows_m_f16<4>(n, s, ss, x, rows, stride, n_rows);
+    case 5: return dot_rows_m_f16<5>(n, s, ss, x, rows, stride, n_rows);
+    case 6: return dot_rows_m_f16<6>(n, s, ss, x, rows, stride, n_rows);
+    case 7: return dot_rows_m_f16<7>(n, s, ss, x, rows, stride, n_rows);
+    case 8: return dot_rows_m_f16<8>(n, s, ss, x, rows, stride, n_rows);
+    default: break;
+  }
+}
+
 // Q8_0 rows (a q8_0 KV cache): 8 int8 values widened to floats.
 __m256 load_q8x8(const int8_t* q) {
   return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q))));
@@ -867,11 +917,73 @@ struct TileQ6_K {
   }
 };
 
+// weighted_sum_multi: up to four probability rows share each 16 (or 8) widened columns of
+// a cached row; M * K accumulators stay in registers while the rows pass by.
+template <int M, int K>
+void weighted_sum_m_cols(float* const* y, int64_t col, const float* p, size_t ps, const uint8_t* rows, size_t stride,
+                         int64_t n_rows) {
+  __m256 acc[M][K];
+#pragma GCC unroll 4
+  for (int m = 0; m < M; ++m)
+#pragma GCC unroll 2
+    for (int k = 0; k < K; ++k) acc[m][k] = _mm256_setzero_ps();
+  for (int64_t j = 0; j < n_rows; ++j) {
+    bool any = false;
+#pragma GCC unroll 4
+    for (int m = 0; m < M; ++m) any |= p[m * ps + j] != 0.0f;
+    if (!any) continue;
+    const auto* r = reinterpret_cast<const uint16_t*>(rows + j * stride) + col;
+    __m256 v[K];
+#pragma GCC unroll 2
+    for (int k = 0; k < K; ++k) v[k] = load_f16x8(r + 8 * k);
+#pragma GCC unroll 4
+    for (int m = 0; m < M; ++m) {
+      const __m256 pj = _mm256_set1_ps(p[m * ps + j]);
+#pragma GCC unroll 2
+      for (int k = 0; k < K; ++k) acc[m][k] = _mm256_fmadd_ps(pj, v[k], acc[m][k]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int m = 0; m < M; ++m)
+#pragma GCC unroll 2
+    for (int k = 0; k < K; ++k) _mm256_storeu_ps(y[m] + col + 8 * k, acc[m][k]);
+}
+
+template <int M>
+void weighted_sum_m_f16(int64_t n, float* const* y, const float* p, size_t ps, const uint8_t* rows, size_t stride,
+                        int64_t n_rows) {
+  int64_t col = 0;
+  for (; col + 16 <= n; col += 16) weighted_sum_m_cols<M, 2>(y, col, p, ps, rows, stride, n_rows);
+  if (col + 8 <= n) weighted_sum_m_cols<M, 1>(y, col, p, ps, rows, stride, n_rows), col += 8;
+  for (; col < n; ++col) {  // heads that are not a multiple of 8
+    for (int m = 0; m < M; ++m) {
+      float sum = 0.0f;
+      for (int64_t j = 0; j < n_rows; ++j)
+        sum += p[m * ps + j] * h2f(reinterpret_cast<const uint16_t*>(rows + j * stride)[col]);
+      y[m][col] = sum;
+    }
+  }
+}
+
+void weighted_sum_multi_f16_avx2(int64_t n, float* const* y, const float* p, size_t ps, int m, const void* vrows,
+                                 size_t stride, int64_t n_rows) {
+  const auto* rows = static_cast<const uint8_t*>(vrows);
+  for (int r = 0; r < m; r += 4) {
+    switch (std::min(4, m - r)) {
+      case 1: weighted_sum_f16_avx2(n, y[r], p + r * ps, vrows, stride, n_rows); break;
+      case 2: weighted_sum_m_f16<2>(n, y + r, p + r * ps, ps, rows, stride, n_rows); break;
+      case 3: weighted_sum_m_f16<3>(n, y + r, p + r * ps, ps, rows, stride, n_rows); break;
+      case 4: weighted_sum_m_f16<4>(n, y + r, p + r * ps, ps, rows, stride, n_rows); break;
+      default: break;
+    }
+  }
+}
+
 constexpr QuantKernels kAvx2[] = {
     {DType::F32, DType::F32, act_row_bytes_f32, quantize_act_f32, vec_dot_f32_avx2},
     {DType::F16, DType::F32, act_row_bytes_f32, quantize_act_f32,
      vec_dot_half_avx2<load_f16x8, h2f>, nullptr,
-     dot_rows_f16_avx2, weighted_sum_f16_avx2},
+     dot_rows_f16_avx2, weighted_sum_f16_avx2, nullptr, nullptr, dot_rows_multi_f16_avx2, weighted_sum_multi_f16_avx2},
     {DType::BF16, DType::F32, act_row_bytes_f32, quantize_act_f32,
      vec_dot_half_avx2<load_bf16x8, bf16_bits_to_f32>},
     {DType::Q4_0, DType::Q8_0, act_row_bytes_q8_0, quantize_act_q8_0_avx2, vec_dot_q4_0_avx2,

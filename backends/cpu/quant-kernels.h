@@ -41,7 +41,18 @@ struct QuantKernels {
   // quants' unsigned offset in through its block sums instead of recomputing them per group.
   void (*vec_dot_packed4)(int64_t n, float* s, size_t s_stride, const void* group, const void* act_rows,
                           size_t act_stride, int n_cols) = nullptr;
+  // Optional (null: dot_rows / weighted_sum per row), F16 only: the same for m <= kAttnRows
+  // query rows at once (the rows of a tree step or a prompt, over the same keys), each cached
+  // row loaded and widened once for all m. dot_rows_multi: s[r * s_stride + j] = dot(x[r], row j);
+  // weighted_sum_multi: y[r][i] = sum over j of p[r * p_stride + j] * row j[i]. The float
+  // sums may be ordered differently from the one-row kernels'.
+  void (*dot_rows_multi)(int64_t n, float* s, size_t s_stride, const float* const* x, int m, const void* rows,
+                         size_t stride, int64_t n_rows) = nullptr;
+  void (*weighted_sum_multi)(int64_t n, float* const* y, const float* p, size_t p_stride, int m, const void* rows,
+                             size_t stride, int64_t n_rows) = nullptr;
 };
+// Query rows one dot_rows_multi / weighted_sum_multi call takes.
+constexpr int kAttnRows = 8;
 constexpr int kTileRows = 4;
 constexpr int kTileCols = 4;
 // Activation rows one vec_dot_packed4 call takes: a decoded block of four rows serves them all.

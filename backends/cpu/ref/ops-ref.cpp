@@ -278,43 +278,93 @@ void attention(const Tensor& dst, OpContext& ctx) {
   }
   ctx.barrier();
 
-  // Phase 2: one (token, head) pair at a time; scores live in this thread's scratch.
-  // Pairs are dealt round-robin: with a causal mask a token's work grows with
-  // its position, so contiguous ranges would leave the first thread idle half the time.
+  // Phase 2: a block of up to kAttnRows consecutive tokens of one sequence and one head at
+  // a time, so that a tree step or a prompt reads each head's cached rows once per block
+  // rather than once per token (where the row kernels have multi-row forms; else row by row).
+  // Blocks are dealt round-robin: with a causal mask a token's work grows with its
+  // position, so contiguous ranges would leave the first thread idle half the time.
   const int64_t n_ctx = kc.ne[2];
-  float* scores = reinterpret_cast<float*>(ctx.work) + ctx.ith * (n_ctx + hd);
+  const int64_t rows_per_block = std::min<int64_t>(kAttnRows, n_tok);
+  float* scores = reinterpret_cast<float*>(ctx.work) + ctx.ith * rows_per_block * (n_ctx + hd);
+  const int64_t ld = n_ctx + hd;  // scores of row m of a block start at scores + m * ld
   const int64_t group = n_head / n_kv_head;
-  for (int64_t ir = ctx.ith; ir < n_tok * n_head; ir += ctx.nth) {
-    const int64_t t0 = ir / n_head, h = ir % n_head, kvh = h / group;
-    const Place pl = place_of(t0);
-    float* out = row_f32(dst, t0) + h * hd;
+  // The blocks: each sequence's tokens (all of them when there is no table) in runs of
+  // kAttnRows, every run inside one sequence.
+  struct Block {
+    int64_t first, count;
+  };
+  std::vector<Block> blocks;
+  auto add_runs = [&](int64_t first, int64_t count) {
+    for (int64_t i = 0; i < count; i += kAttnRows) blocks.push_back({first + i, std::min<int64_t>(kAttnRows, count - i)});
+  };
+  if (!seqs) {
+    add_runs(0, n_tok);
+  } else {
+    const int32_t* s = static_cast<const int32_t*>(seqs->data);
+    int64_t covered = 0;
+    for (int64_t i = 0; i < seqs->ne[1]; ++i, s += 4) add_runs(s[0], s[1]), covered += s[1];
+    // Tokens of no sequence (Graph::attention's caller gives every token one) come out zero.
+    if (covered != n_tok) {
+      for (int64_t t = 0; t < n_tok; ++t)
+        if (place_of(t).base < 0) blocks.push_back({t, 1});
+    }
+  }
+  const int64_t n_items = static_cast<int64_t>(blocks.size()) * n_head;
+  for (int64_t ir = ctx.ith; ir < n_items; ir += ctx.nth) {
+    const Block blk = blocks[static_cast<size_t>(ir / n_head)];
+    const int64_t h = ir % n_head, kvh = h / group;
+    const Place pl = place_of(blk.first);
+    const int m_rows = static_cast<int>(blk.count);
+    const float* pq[kAttnRows];
+    float* out[kAttnRows];
+    int64_t n_keys[kAttnRows];
+    int64_t n_max = 0;
+    for (int m = 0; m < m_rows; ++m) {
+      pq[m] = row_f32(q, h, blk.first + m);
+      out[m] = row_f32(dst, blk.first + m) + h * hd;
+    }
     if (pl.base < 0) {
-      std::fill(out, out + hd, 0.0f);
+      for (int m = 0; m < m_rows; ++m) std::fill(out[m], out[m] + hd, 0.0f);
       continue;
     }
     // From here on positions are the sequence's own: t is the query's index among its
     // sequence's batch tokens, the keys are its rows from `base`.
-    const int64_t t = pl.index, n_past = pl.n_past;
-    const size_t base_bytes = static_cast<size_t>(pl.base) * kc.nb[2];
-    const float* pq = row_f32(q, h, t0);
-    const float* mrow = mask ? row_f32(*mask, t0) : nullptr;
-    const int64_t n_keys = mask ? n_past + n_tok : n_past + t + 1;
-    kk->dot_rows(hd, scores, pq, static_cast<const uint8_t*>(kc.data) + base_bytes + kvh * kc.nb[1], kc.nb[2],
-                 n_keys);
-    float softmax_scale = scale;
-    if (softcap > 0.0f) {  // c * tanh(scale * s / c), then the softmax unscaled
-      for (int64_t j = 0; j < n_keys; ++j) scores[j] = softcap * std::tanh(scores[j] * scale / softcap);
-      softmax_scale = 1.0f;
+    const int64_t n_past = pl.n_past;
+    for (int m = 0; m < m_rows; ++m) {
+      n_keys[m] = mask ? n_past + n_tok : n_past + pl.index + m + 1;
+      n_max = std::max(n_max, n_keys[m]);
     }
-    if (mrow)
-      for (int64_t u = 0; u < n_tok; ++u)
-        if (mrow[u] != 0.0f) scores[n_past + u] = -INFINITY;
-    if (window > 0)  // keys further back than the window (the query itself is at n_past + t)
-      for (int64_t j = 0; j <= n_past + t - window; ++j) scores[j] = -INFINITY;
-    ctx.vec->softmax(scores, n_keys, softmax_scale);
-    kv->weighted_sum(hd, out, scores,
-                     static_cast<const uint8_t*>(vc.data) + static_cast<size_t>(pl.base) * vc.nb[2] + kvh * vc.nb[1],
-                     vc.nb[2], n_keys);
+    const uint8_t* krows = static_cast<const uint8_t*>(kc.data) + static_cast<size_t>(pl.base) * kc.nb[2] + kvh * kc.nb[1];
+    const uint8_t* vrows = static_cast<const uint8_t*>(vc.data) + static_cast<size_t>(pl.base) * vc.nb[2] + kvh * vc.nb[1];
+    if (m_rows > 1 && kk->dot_rows_multi) {
+      kk->dot_rows_multi(hd, scores, static_cast<size_t>(ld), pq, m_rows, krows, kc.nb[2], n_max);
+    } else {
+      for (int m = 0; m < m_rows; ++m) kk->dot_rows(hd, scores + m * ld, pq[m], krows, kc.nb[2], n_keys[m]);
+    }
+    for (int m = 0; m < m_rows; ++m) {
+      float* sc = scores + m * ld;
+      const int64_t t = pl.index + m;
+      float softmax_scale = scale;
+      if (softcap > 0.0f) {  // c * tanh(scale * s / c), then the softmax unscaled
+        for (int64_t j = 0; j < n_keys[m]; ++j) sc[j] = softcap * std::tanh(sc[j] * scale / softcap);
+        softmax_scale = 1.0f;
+      }
+      if (mask) {
+        const float* mrow = row_f32(*mask, blk.first + m);
+        for (int64_t u = 0; u < n_tok; ++u)
+          if (mrow[u] != 0.0f) sc[n_past + u] = -INFINITY;
+      }
+      if (window > 0)  // keys further back than the window (the query itself is at n_past + t)
+        for (int64_t j = 0; j <= n_past + t - window; ++j) sc[j] = -INFINITY;
+      ctx.vec->softmax(sc, n_keys[m], softmax_scale);
+      // A causal row of a block has fewer keys than the block's last: the rest weigh nothing.
+      std::fill(sc + n_keys[m], sc + n_max, 0.0f);
+    }
+    if (m_rows > 1 && kv->weighted_sum_multi) {
+      kv->weighted_sum_multi(hd, out, scores, static_cast<size_t>(ld), m_rows, vrows, vc.nb[2], n_max);
+    } else {
+      for (int m = 0; m < m_rows; ++m) kv->weighted_sum(hd, out[m], scores + m * ld, vrows, vc.nb[2], n_keys[m]);
+    }
   }
 }
 
@@ -389,8 +439,9 @@ size_t work_bytes(const Tensor& node, int n_threads) {
       const size_t row = k->act_type == DType::Q8_0 ? packed_act_row_bytes(n_in) : k->act_row_bytes(n_in);
       return kMulMatCounterBytes + row * static_cast<size_t>(node.src[1]->ne[1]);
     }
-    case Op::Attention:
+    case Op::Attention:  // per thread: the scores of a block of up to kAttnRows query rows
       return sizeof(float) * static_cast<size_t>(n_threads) *
+             static_cast<size_t>(std::min<int64_t>(kAttnRows, node.src[0]->ne[2])) *
              static_cast<size_t>(node.src[3]->ne[2] + node.src[0]->ne[0]);
     case Op::Rope:  // per thread: frequencies, cos and sin of n_dims / 2 each
       return sizeof(float) * static_cast<size_t>(n_threads) * 3 *

@@ -457,6 +457,61 @@ TEST_CASE("vec_dot_tile: the SIMD tables have tiles for the common weight types"
 #endif
 }
 
+TEST_CASE("f16 multi-row attention kernels equal their one-row forms per row", "[cpu][kernels]") {
+  // dot_rows_multi / weighted_sum_multi (a tree step's or a prompt's rows over the same keys)
+  // against dot_rows / weighted_sum of the same table, row by row, and the definitions.
+  const QuantKernels* k = kernels_best(DType::F16);
+  if (!k->dot_rows_multi || !k->weighted_sum_multi) {
+    SUCCEED("no multi-row forms at this SIMD level (" << simd_level() << ")");
+    return;
+  }
+  std::mt19937 rng(12);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::uniform_real_distribution<float> unit(0.f, 1.f);
+  for (int64_t n : {8, 17, 40, 64, 80, 128}) {
+    for (int64_t n_rows : {1, 3, 4, 9, 33}) {
+      for (int m = 1; m <= kAttnRows; ++m) {
+        INFO("n " << n << ", rows " << n_rows << ", m " << m);
+        const size_t stride = static_cast<size_t>(n + 5) * 2;
+        std::vector<uint16_t> rows(static_cast<size_t>(n_rows) * (stride / 2));
+        for (uint16_t& v : rows) v = f32_to_fp16(normal(rng));
+        const size_t ld = static_cast<size_t>(n_rows) + 3;
+        std::vector<std::vector<float>> x(static_cast<size_t>(m), std::vector<float>(static_cast<size_t>(n)));
+        std::vector<float> p(static_cast<size_t>(m) * ld, -7.f);  // past n_rows: never read
+        std::vector<const float*> xp;
+        for (auto& r : x) {
+          for (float& v : r) v = normal(rng);
+          xp.push_back(r.data());
+        }
+        for (int r = 0; r < m; ++r)
+          for (int64_t j = 0; j < n_rows; ++j) p[r * ld + j] = unit(rng) < 0.3f ? 0.0f : unit(rng);
+        std::vector<float> s(static_cast<size_t>(m) * ld, -1.f);
+        k->dot_rows_multi(n, s.data(), ld, xp.data(), m, rows.data(), stride, n_rows);
+        std::vector<std::vector<float>> y(static_cast<size_t>(m), std::vector<float>(static_cast<size_t>(n), 99.f));
+        std::vector<float*> yp;
+        for (auto& r : y) yp.push_back(r.data());
+        k->weighted_sum_multi(n, yp.data(), p.data(), ld, m, rows.data(), stride, n_rows);
+        for (int r = 0; r < m; ++r) {
+          std::vector<float> s1(static_cast<size_t>(n_rows)), y1(static_cast<size_t>(n));
+          k->dot_rows(n, s1.data(), x[r].data(), rows.data(), stride, n_rows);
+          k->weighted_sum(n, y1.data(), p.data() + r * ld, rows.data(), stride, n_rows);
+          for (int64_t j = 0; j < n_rows; ++j) {
+            double mag = 0;
+            for (int64_t i = 0; i < n; ++i) mag += std::abs(double(x[r][i]) * fp16_to_f32(rows[j * (stride / 2) + i]));
+            CHECK(std::abs(s[r * ld + j] - s1[j]) <= 1e-6 * mag + 1e-30);
+          }
+          CHECK(s[r * ld + n_rows] == -1.f);  // nothing written past the rows
+          for (int64_t i = 0; i < n; ++i) {
+            double mag = 0;
+            for (int64_t j = 0; j < n_rows; ++j) mag += std::abs(double(p[r * ld + j]) * fp16_to_f32(rows[j * (stride / 2) + i]));
+            CHECK(std::abs(y[r][i] - y1[i]) <= 1e-6 * mag + 1e-30);
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("f16 row kernels of attention: SIMD vs reference, reference vs its definition", "[cpu][kernels]") {
   // Attention scores keys with dot_rows and sums values with weighted_sum; every table
   // that has F16 must have both.
