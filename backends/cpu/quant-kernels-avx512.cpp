@@ -248,9 +248,8 @@ struct TileQ6_K {
           __m512i p[4];
 #pragma GCC unroll 4
           for (int c = 0; c < 4; ++c) p[c] = c < C ? sumi[c < C ? c : 0] : _mm512_setzero_si512();
-          const __m512i s0 = p[0], s1 = p[1], s2 = p[2], s3 = p[3];
-          const __m512i t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(s0, s1), _mm512_unpackhi_epi32(s0, s1));
-          const __m512i t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(s2, s3), _mm512_unpackhi_epi32(s2, s3));
+          const __m512i t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[0], p[1]), _mm512_unpackhi_epi32(p[0], p[1]));
+          const __m512i t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2], p[3]), _mm512_unpackhi_epi32(p[2], p[3]));
           const __m512i t = _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
           float yd[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma GCC unroll 4
