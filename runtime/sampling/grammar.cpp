@@ -36,6 +36,10 @@ bool Grammar::CharClass::intersects(uint32_t lo, uint32_t hi) const {
 namespace {
 
 constexpr uint32_t kMaxRepeat = 10000;  // {m,n} bounds past this are refused, not expanded
+// Parse-stack steps one matcher operation may take (see GrammarMatcher::Arena::spend): a
+// JSON grammar over a 128K vocabulary took at most 2.6M for a whole mask (test-grammar
+// "[grammar-bench]"), and this limit about 0.2 s.
+constexpr uint64_t kMaxWork = uint64_t{1} << 25;
 
 struct Sym {
   bool is_ref;
@@ -513,6 +517,20 @@ struct GrammarMatcher::Arena {
   // again would make the work exponential in the nesting.
   std::vector<uint32_t> seen;
   uint32_t pass = 0;
+  // Work left in the current operation (one accept, check, forced-bytes run or mask walk),
+  // counted in stack steps. An ambiguous grammar ("item{,40}" with "item ::= [a-z]{1,24}")
+  // keeps hundreds of stacks open, and a mask walk advances each of them at every trie
+  // node; the budget turns that into a clear error instead of seconds per token.
+  uint64_t work_left = 0;
+  void start_work() { work_left = kMaxWork; }
+  void spend(uint64_t n) {
+    if (n > work_left) {
+      throw Error("grammar: matching one step needs more than " + std::to_string(kMaxWork) +
+                  " parse-stack steps (the grammar is too ambiguous, e.g. a repetition of items that can "
+                  "split the same text in many ways such as (x{1,24}){0,40}); make the repetitions unambiguous");
+    }
+    work_left -= n;
+  }
 
   void new_pass() {
     if (++pass == 0) std::fill(seen.begin(), seen.end(), 0), pass = 1;
@@ -574,12 +592,16 @@ GrammarMatcher::GrammarMatcher(std::shared_ptr<const Grammar> grammar)
 
 GrammarMatcher::~GrammarMatcher() = default;
 
+uint64_t GrammarMatcher::max_work() { return kMaxWork; }
+uint64_t GrammarMatcher::work_of_last_operation() const { return kMaxWork - arena_->work_left; }
+
 // Moves a stack forward until its top is a character class or it is empty (frame 0: the
 // sentence may end here), adding each resulting stack to out. A reference branches into
 // one stack per alternative of the rule, above the position after the reference.
 void GrammarMatcher::expand(uint32_t id, std::vector<uint32_t>& out) const {
   const auto& elements = grammar_->elements();
   while (true) {
+    arena_->spend(1);
     if (!arena_->first_visit(id)) return;
     if (id == 0) {
       out.push_back(0);
@@ -604,6 +626,7 @@ void GrammarMatcher::expand(uint32_t id, std::vector<uint32_t>& out) const {
 void GrammarMatcher::advance(const std::vector<uint32_t>& tops, uint32_t cp, std::vector<uint32_t>& out) const {
   out.clear();
   arena_->new_pass();
+  arena_->spend(tops.size());
   const auto& elements = grammar_->elements();
   const auto& classes = grammar_->classes();
   for (uint32_t id : tops) {
@@ -619,6 +642,7 @@ void GrammarMatcher::advance(const std::vector<uint32_t>& tops, uint32_t cp, std
 
 void GrammarMatcher::load(std::vector<uint32_t>& tops) const {
   arena_->clear();
+  arena_->start_work();
   tops.clear();
   for (const auto& stack : stacks_) {
     uint32_t id = 0;
@@ -629,6 +653,7 @@ void GrammarMatcher::load(std::vector<uint32_t>& tops) const {
 
 void GrammarMatcher::reset() {
   arena_->clear();
+  arena_->start_work();
   arena_->new_pass();
   std::vector<uint32_t> tops;
   for (uint32_t alt : grammar_->alternatives(grammar_->root())) expand(arena_->intern(alt, 0), tops);
@@ -806,6 +831,7 @@ int32_t GrammarMatcher::allowed_tokens(const GrammarVocab& vocab, std::vector<ui
   }
   auto hit = mask_cache_.find(key);
   if (hit != mask_cache_.end()) {
+    arena_->start_work();  // nothing matched: the last operation took no steps
     allowed = hit->second.allowed;
     return hit->second.n_allowed;
   }

@@ -122,6 +122,12 @@ class GrammarMatcher {
   // Returns how many are allowed.
   int32_t allowed_tokens(const GrammarVocab& vocab, std::vector<uint8_t>& allowed) const;
 
+  // Every operation above is bounded: it may take at most this many parse-stack steps
+  // (advancing or expanding one stack by one element), or it throws xent::Error saying the
+  // grammar is too ambiguous. work_of_last_operation() is what the last one took.
+  static uint64_t max_work();
+  uint64_t work_of_last_operation() const;
+
  private:
   struct Arena;
   struct Utf8 {  // the bytes of an unfinished code point

@@ -368,6 +368,42 @@ std::shared_ptr<GrammarVocab> vocab_of(const std::string& path) {
 
 }  // namespace
 
+TEST_CASE("an ambiguous repetition ends in a clear error within the work limit (fuzz-grammar)", "[runtime][grammar]") {
+  // The fuzzer's second slow input: items of 1 to 24 characters, up to 40 of them. After 100
+  // letters every split of them into items is a parse stack of its own (hundreds), and a
+  // mask walk advances each at every node of the vocabulary trie: seconds per token before
+  // the work limit, a clear error now.
+  auto vocab = vocab_of(std::string(XENT_SHARED_DIR) + "/models/tiny-gpt2-q8_0.gguf");
+  REQUIRE(vocab);
+  const auto g = Grammar::parse("root ::= item{0,40}\nitem ::= [ -~]{1,24}\n");
+  CHECK(g->accepts(std::string(960, 'a')));
+  CHECK_FALSE(g->accepts(std::string(961, 'a')));
+  GrammarMatcher m(g);
+  std::vector<uint8_t> allowed;
+  REQUIRE(m.accept(std::string(100, 'a')));
+  CHECK(m.work_of_last_operation() < GrammarMatcher::max_work());
+  CHECK_THROWS_WITH(m.allowed_tokens(*vocab, allowed), Catch::Contains("too ambiguous"));
+  CHECK(m.work_of_last_operation() <= GrammarMatcher::max_work());
+  // The matcher is still usable: the text is unchanged, single tokens are checked.
+  CHECK(m.can_accept("b"));
+  CHECK_FALSE(m.can_accept("\n"));
+
+  // A JSON grammar over a 151k vocabulary: a whole mask at the start and inside a string
+  // takes a small share of the limit.
+  auto big = vocab_of(std::string(XENT_SHARED_DIR) + "/models/tiny-qwen2-q8_0.gguf");
+  REQUIRE(big);
+  GrammarMatcher json(Grammar::parse(read_grammar("json.gbnf")));
+  for (const char* text : {"", "{\"note\": \"pat", "{\"dose\": [1, 2.5, {\"a\": "}) {
+    INFO(text);
+    json.reset();
+    REQUIRE(json.accept(text));
+    (void)json.allowed_tokens(*big, allowed);
+    std::printf("json.gbnf mask on a %d-token vocabulary after \"%s\": %llu steps\n", big->n_vocab(), text,
+                static_cast<unsigned long long>(json.work_of_last_operation()));
+    CHECK(json.work_of_last_operation() * 4 < GrammarMatcher::max_work());
+  }
+}
+
 // What a grammar costs per sampled token on a real vocabulary, with random logits standing
 // in for a random model: sampling with the grammar minus the same sampling without.
 // Prints; run with `test-grammar "[grammar-bench]"` (XENT_BENCH_VOCABS: model files).
@@ -397,6 +433,7 @@ TEST_CASE("grammar cost per token on 49k and 128k vocabularies", "[.][grammar-be
       double grammar_us = 0, plain_us = 0, mask_us = 0;
       std::vector<uint8_t> mask;
       int64_t n_tokens = 0, n_masks = 0;
+      uint64_t max_steps = 0;  // the most parse-stack steps one whole mask took
       for (int g = 0; g < 20; ++g) {
         SamplerParams p;
         p.temperature = 1.0f;
@@ -412,6 +449,7 @@ TEST_CASE("grammar cost per token on 49k and 128k vocabularies", "[.][grammar-be
           with.grammar()->allowed_tokens(*vocab, mask);
           auto m1 = std::chrono::steady_clock::now();
           mask_us += std::chrono::duration<double, std::micro>(m1 - m0).count();
+          max_steps = std::max(max_steps, with.grammar()->work_of_last_operation());
           auto t0 = std::chrono::steady_clock::now();
           const int32_t t = with.sample(logits.data(), n);
           REQUIRE(t >= 0);
@@ -427,9 +465,9 @@ TEST_CASE("grammar cost per token on 49k and 128k vocabularies", "[.][grammar-be
         n_masks += static_cast<int64_t>(with.n_grammar_masks());
       }
       std::printf("vocab %6d %-16s %5lld tokens: %8.1f us/token sampling with the grammar, %8.1f without; "
-                  "%5.1f%% of draws masked; a whole mask %8.1f us\n",
+                  "%5.1f%% of draws masked; a whole mask %8.1f us, at most %llu steps\n",
                   n, name, static_cast<long long>(n_tokens), grammar_us / n_tokens, plain_us / n_tokens,
-                  100.0 * n_masks / n_tokens, mask_us / n_tokens);
+                  100.0 * n_masks / n_tokens, mask_us / n_tokens, static_cast<unsigned long long>(max_steps));
     }
   }
 }
