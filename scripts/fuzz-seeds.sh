@@ -6,8 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir="${1:-${XENT_FUZZ_BUILD_DIR:-build-fuzz}}"
 shared="${XENT_SHARED_DIR:-../shared}"
-seeds="$build_dir/seeds"
+# Made in a folder of its own and renamed at the end, so that a fuzz.sh starting meanwhile
+# never reads half a set (fuzz.sh also serialises makers with a lock).
+final="$build_dir/seeds"
+seeds="$build_dir/seeds.tmp.$$"
 rm -rf "$seeds"
+trap 'rm -rf "$seeds"' EXIT
 mkdir -p "$seeds"/{fuzz-tokenizer-bpe,fuzz-tokenizer-spm,fuzz-jinja,fuzz-grammar,fuzz-json-schema,fuzz-server-request}
 
 # GGUF models and HF checkpoints, shrunk (tests/fuzz/make-seeds.cpp).
@@ -70,4 +74,7 @@ done <<'BODIES'
 {"text": "Patient reports", "session": "s1", "n": 3, "max_words": 2, "min_p": 0.02, "beam": 8, "blocklist": ["pain", "fever"]}
 {"prompt": "x", "max_tokens": 100000, "logprobs": 1, "echo": false}
 BODIES
-echo "fuzz-seeds: $(find "$seeds" -type f | wc -l) seeds in $seeds"
+n_seeds=$(find "$seeds" -type f | wc -l)
+rm -rf "$final"
+mv "$seeds" "$final"
+echo "fuzz-seeds: $n_seeds seeds in $final"

@@ -32,7 +32,9 @@ locked() { if [ -n "${XENT_BUILD_LOCK:-}" ]; then flock "$XENT_BUILD_LOCK" "$@";
 
 configure
 locked cmake --build "$build_dir" -j"${XENT_JOBS:-2}" --target "$name" xent-fuzz-seeds >/dev/null
-[ -d "$build_dir/seeds/$name" ] || scripts/fuzz-seeds.sh "$build_dir" >/dev/null
+# Two fuzz.sh starting at once (one per core) make the seeds once: the second waits.
+[ -d "$build_dir/seeds/$name" ] ||
+  flock "$build_dir/.seeds.lock" sh -c '[ -d "$1/seeds/$2" ] || scripts/fuzz-seeds.sh "$1" >/dev/null' sh "$build_dir" "$name"
 
 crashes="$build_dir/crashes/$name"
 corpus="$build_dir/corpus/$name"
