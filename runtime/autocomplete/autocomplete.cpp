@@ -23,6 +23,8 @@ enum : uint8_t {
 constexpr int32_t kPrefixChunk = 64;  // prefix tokens per decode, so cancellation is prompt
 // Summaries kept between keystrokes: about 16 bytes each, so at most ~16 MiB.
 constexpr size_t kMaxDistEntries = size_t{1} << 20;
+// Most context tokens a word's first keystroke evaluates inside its first tree step.
+constexpr int32_t kMaxPending = 16;
 
 double log_sum_exp(const float* x, int64_t n) {
   float mx = -std::numeric_limits<float>::infinity();
@@ -316,11 +318,51 @@ AutocompleteResult Autocompleter::complete(std::string_view text, const Autocomp
   const std::string partial(text.substr(ws));
   if (context.empty() || p.n_suggestions == 0) return finish(false);
 
-  if (!sync_prefix(context, generation, r)) return finish(true);
-  const int32_t n_past = ctx_.n_past();
-
   const double log_min = p.min_probability > 0 ? std::log(static_cast<double>(p.min_probability))
                                                : -std::numeric_limits<double>::infinity();
+  // A word just finished: the context grew by tokens that an earlier keystroke's tree
+  // evaluated as a path (the word as a suggestion), so the distribution after them is
+  // known. They are then evaluated as the first rows of the first tree step, which keeps
+  // them, instead of in a decode of their own: one evaluation, not two, on the keystroke
+  // that starts a word (the one that sets the latency's tail).
+  std::vector<int32_t> pending;
+  if (!root_logits_.empty() && log_min == dists_log_min_ && context.size() > cached_.size() &&
+      context.size() - cached_.size() <= static_cast<size_t>(kMaxPending) &&
+      ctx_.n_past() == static_cast<int32_t>(cached_.size()) &&
+      std::equal(cached_.begin(), cached_.end(), context.begin())) {
+    std::vector<int32_t> suffix(context.begin() + static_cast<std::ptrdiff_t>(cached_.size()), context.end());
+    auto it = dists_.find(suffix);
+    if (it != dists_.end()) {
+      Dist root = std::move(it->second);
+      dists_.clear();
+      dists_entries_ = root.likely.size() + 1;
+      dists_.emplace(std::vector<int32_t>{}, std::move(root));
+      root_logits_.clear();  // set from the first tree step's row of the last pending token
+      r.n_prefix_reused = static_cast<int32_t>(cached_.size());
+      pending = std::move(suffix);
+    }
+  }
+  if (pending.empty() && !sync_prefix(context, generation, r)) return finish(true);
+  int32_t n_past = ctx_.n_past();
+  // Moves the pending tokens into the cache after the step that evaluated them as rows
+  // [0, k); with no tree step to carry them, they are decoded on their own.
+  auto commit_pending = [&](bool evaluated) {
+    const auto k = static_cast<int32_t>(pending.size());
+    if (evaluated) {
+      r.prefix_in_tree = true;
+      ctx_.truncate(n_past + k);
+      root_logits_.assign(ctx_.logits_at(static_cast<size_t>(k - 1)), ctx_.logits_at(static_cast<size_t>(k - 1)) + ctx_.n_vocab());
+    } else {
+      ctx_.truncate(n_past);
+      ctx_.decode(pending.data(), pending.size(), false);
+      root_logits_.assign(ctx_.logits(), ctx_.logits() + ctx_.n_vocab());
+    }
+    cached_.insert(cached_.end(), pending.begin(), pending.end());
+    r.n_prefix_evaluated += k;
+    n_past += k;
+    pending.clear();
+  };
+
   if (log_min != dists_log_min_ || dists_entries_ > kMaxDistEntries) {
     dists_.clear();
     dists_entries_ = 0;
@@ -344,7 +386,6 @@ AutocompleteResult Autocompleter::complete(std::string_view text, const Autocomp
     expand(-1, root, partial, p, children, finished);
   }
 
-  const int64_t room = ctx_.n_ctx() - n_past;
   std::vector<int32_t> tree_tokens, tree_pos, frontier;
   std::vector<float> mask;
   std::vector<int32_t> mark;
@@ -357,7 +398,8 @@ AutocompleteResult Autocompleter::complete(std::string_view text, const Autocomp
 
     // The tree to evaluate: the frontier nodes whose distribution is not known yet and all
     // their ancestors, as long as it fits the free context and one batch.
-    const int64_t cap = std::min<int64_t>(room, 512);
+    const auto k = static_cast<int64_t>(pending.size());
+    const int64_t cap = std::min<int64_t>(ctx_.n_ctx() - n_past, 512) - k;
     mark.assign(nodes_.size() + children.size(), 0);
     int64_t n_rows = 0;
     frontier.clear();
@@ -380,26 +422,33 @@ AutocompleteResult Autocompleter::complete(std::string_view text, const Autocomp
     if (frontier.empty()) break;
 
     if (n_rows > 0) {
-      tree_tokens.clear();
+      // Rows [0, k): the pending context tokens, a causal chain; then the tree, above them.
+      tree_tokens.assign(pending.begin(), pending.end());
       tree_pos.clear();
+      for (int64_t i = 0; i < k; ++i) tree_pos.push_back(n_past + static_cast<int32_t>(i));
       for (size_t i = 0; i < nodes_.size(); ++i) {
         nodes_[i].row = -1;
         if (!mark[i]) continue;
         nodes_[i].row = static_cast<int32_t>(tree_tokens.size());
         tree_tokens.push_back(nodes_[i].token);
-        tree_pos.push_back(n_past + nodes_[i].depth - 1);
+        tree_pos.push_back(n_past + static_cast<int32_t>(k) + nodes_[i].depth - 1);
       }
       const size_t n = tree_tokens.size();
+      const auto ku = static_cast<size_t>(k);
       mask.assign(n * n, -std::numeric_limits<float>::infinity());
+      for (size_t i = 0; i < ku; ++i) std::fill_n(mask.begin() + static_cast<std::ptrdiff_t>(i * n), i + 1, 0.0f);
       for (size_t i = 0; i < nodes_.size(); ++i) {
         if (nodes_[i].row < 0) continue;
+        const auto row = static_cast<size_t>(nodes_[i].row);
+        std::fill_n(mask.begin() + static_cast<std::ptrdiff_t>(row * n), ku, 0.0f);
         // Ancestors precede descendants in nodes_, so their rows are set already.
         for (int32_t a = static_cast<int32_t>(i); a >= 0; a = nodes_[a].parent)
-          mask[static_cast<size_t>(nodes_[i].row) * n + static_cast<size_t>(nodes_[a].row)] = 0.0f;
+          mask[row * n + static_cast<size_t>(nodes_[a].row)] = 0.0f;
       }
       ctx_.decode_tree(tree_tokens.data(), tree_pos.data(), mask.data(), n);
-      ctx_.truncate(n_past);
-      r.n_tree_evaluated += static_cast<int32_t>(n);
+      if (!pending.empty()) commit_pending(true);
+      else ctx_.truncate(n_past);
+      r.n_tree_evaluated += static_cast<int32_t>(n - ku);
       ++r.n_steps;
       for (size_t i = 0; i < nodes_.size(); ++i)
         if (nodes_[i].row >= 0) remember(nodes_[i].path, ctx_.logits_at(static_cast<size_t>(nodes_[i].row)));
@@ -410,6 +459,8 @@ AutocompleteResult Autocompleter::complete(std::string_view text, const Autocomp
       expand(f, dists_.at(node.path), partial, p, children, finished);
     }
   }
+
+  if (!pending.empty()) commit_pending(false);
 
   // The same text reached by different token paths is one suggestion.
   std::unordered_map<std::string, double> by_insert;

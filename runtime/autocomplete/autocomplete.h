@@ -41,6 +41,9 @@ struct AutocompleteResult {
   int32_t n_tree_evaluated = 0;    // candidate-tree tokens evaluated (all steps)
   int32_t n_tree_reused = 0;       // tree nodes expanded from an earlier keystroke's evaluation
   int32_t n_steps = 0;             // decode_tree calls
+  // The context tokens were evaluated as the first rows of the first tree step (a word
+  // just finished whose distribution an earlier keystroke knew), not by a decode of their own.
+  bool prefix_in_tree = false;
   bool cancelled = false;
 };
 

@@ -276,6 +276,45 @@ TEST_CASE("typing a note reuses the cache", "[runtime][autocomplete][model]") {
   CHECK(per_key > 0.0);
 }
 
+TEST_CASE("a word's first keystroke evaluates the finished word inside its first tree step", "[runtime][autocomplete][model]") {
+  // Typing a space after a word the tree had suggested: the word's tokens are evaluated as
+  // the first rows of the next tree step. Each such answer must equal one from an empty cache,
+  // and so must the next keystroke's (which reads the cache those rows left).
+  const Model& model = clinical();
+  xent::ContextParams cp;
+  Context ctx(model, cp), fresh_ctx(model, cp);
+  Autocompleter ac(model, ctx);
+  std::string note = read_text(std::string(XENT_SHARED_DIR) + "/data/clinical-notes-sample.txt");
+  note.resize(std::min<size_t>(note.size(), 700));
+  AutocompleteParams p;
+  int n_word_starts = 0, n_in_tree = 0, n_checked = 0;
+  bool check_next = false;
+  for (size_t i = 1; i <= note.size(); ++i) {
+    const std::string text = note.substr(0, i);
+    const auto r = ac.complete(text, p);
+    REQUIRE_FALSE(r.cancelled);
+    const bool word_start = text.back() == ' ' && i >= 2 && text[i - 2] != ' ' && text[i - 2] != '\n';
+    n_word_starts += word_start;
+    n_in_tree += r.prefix_in_tree;
+    if (r.prefix_in_tree) CHECK(r.n_prefix_evaluated > 0);
+    if (r.prefix_in_tree || check_next) {
+      Autocompleter fresh(model, fresh_ctx);
+      const auto want = fresh.complete(text, p);
+      INFO("after " << i << " characters: '" << text.substr(text.size() > 40 ? text.size() - 40 : 0) << "'");
+      REQUIRE(r.suggestions.size() == want.suggestions.size());
+      for (size_t k = 0; k < r.suggestions.size(); ++k) {
+        CHECK(r.suggestions[k].insert == want.suggestions[k].insert);
+        CHECK(std::abs(r.suggestions[k].probability - want.suggestions[k].probability) < 1e-3);
+      }
+      ++n_checked;
+    }
+    check_next = r.prefix_in_tree;
+  }
+  INFO("word starts " << n_word_starts << ", evaluated in the tree " << n_in_tree);
+  CHECK(n_in_tree * 2 > n_word_starts);  // most word starts take the shorter way
+  CHECK(n_checked >= 2 * n_in_tree - 1);
+}
+
 TEST_CASE("clinical model completes medication and vital-sign phrases", "[runtime][autocomplete][model]") {
   const Model& model = clinical();
   xent::ContextParams cp;
