@@ -518,7 +518,7 @@ struct GrammarMatcher::Arena {
   std::vector<uint32_t> seen;
   uint32_t pass = 0;
   // Work left in the current operation (one accept, check, forced-bytes run or mask walk),
-  // counted in stack steps. An ambiguous grammar ("item{,40}" with "item ::= [a-z]{1,24}")
+  // counted in stack steps. An ambiguous grammar ("item{0,40}" with "item ::= [ -~]{1,24}")
   // keeps hundreds of stacks open, and a mask walk advances each of them at every trie
   // node; the budget turns that into a clear error instead of seconds per token.
   uint64_t work_left = 0;
