@@ -288,32 +288,11 @@ void attention(const Tensor& dst, OpContext& ctx) {
   float* scores = reinterpret_cast<float*>(ctx.work) + ctx.ith * rows_per_block * (n_ctx + hd);
   const int64_t ld = n_ctx + hd;  // scores of row m of a block start at scores + m * ld
   const int64_t group = n_head / n_kv_head;
-  // The work items are (block, head) pairs numbered block-major; thread ith takes items
-  // ith, ith + nth, ... Blocks are each sequence's tokens (all of them when there is no
-  // table) in runs of kAttnRows, every run inside one sequence. They are walked in order
-  // rather than listed, so that a decode step allocates nothing.
   struct Block {
     int64_t first, count;
   };
-  int64_t item = 0;
-  auto each_head = [&](Block blk, auto&& body) {
-    for (int64_t h = 0; h < n_head; ++h, ++item)
-      if (item % ctx.nth == ctx.ith) body(blk, h);
-  };
-  auto each_block = [&](auto&& body) {
-    auto runs = [&](int64_t first, int64_t count) {
-      for (int64_t i = 0; i < count; i += kAttnRows) each_head({first + i, std::min<int64_t>(kAttnRows, count - i)}, body);
-    };
-    if (!seqs) return runs(0, n_tok);
-    const int32_t* s = static_cast<const int32_t*>(seqs->data);
-    int64_t covered = 0;
-    for (int64_t i = 0; i < seqs->ne[1]; ++i, s += 4) runs(s[0], s[1]), covered += s[1];
-    // Tokens of no sequence (Graph::attention's caller gives every token one) come out zero.
-    if (covered != n_tok)
-      for (int64_t t = 0; t < n_tok; ++t)
-        if (place_of(t).base < 0) each_head({t, 1}, body);
-  };
-  each_block([&](const Block& blk, int64_t h) {
+  // One work item: a block of query rows of one sequence, one head.
+  auto work = [&](const Block& blk, int64_t h) {
     const int64_t kvh = h / group;
     const Place pl = place_of(blk.first);
     const int m_rows = static_cast<int>(blk.count);
@@ -367,7 +346,27 @@ void attention(const Tensor& dst, OpContext& ctx) {
     } else {
       for (int m = 0; m < m_rows; ++m) kv->weighted_sum(hd, out[m], scores + m * ld, vrows, vc.nb[2], n_keys[m]);
     }
-  });
+  };
+  // The work items are (block, head) pairs numbered block-major; thread ith takes items
+  // ith, ith + nth, ... Blocks are each sequence's tokens (all of them when there is no
+  // table) in runs of kAttnRows, every run inside one sequence. They are walked in order
+  // rather than listed, so that a decode step allocates nothing.
+  int64_t item = 0;
+  auto block = [&](int64_t first, int64_t count) {
+    for (int64_t h = 0; h < n_head; ++h, ++item)
+      if (item % ctx.nth == ctx.ith) work({first, count}, h);
+  };
+  auto runs = [&](int64_t first, int64_t count) {
+    for (int64_t i = 0; i < count; i += kAttnRows) block(first + i, std::min<int64_t>(kAttnRows, count - i));
+  };
+  if (!seqs) return runs(0, n_tok);
+  const int32_t* s = static_cast<const int32_t*>(seqs->data);
+  int64_t covered = 0;
+  for (int64_t i = 0; i < seqs->ne[1]; ++i, s += 4) runs(s[0], s[1]), covered += s[1];
+  // Tokens of no sequence (Graph::attention's caller gives every token one) come out zero.
+  if (covered != n_tok)
+    for (int64_t t = 0; t < n_tok; ++t)
+      if (place_of(t).base < 0) block(t, 1);
 }
 
 // Silu, Gelu (one source) and SwiGlu (gate, up) over this thread's rows.
